@@ -1,0 +1,39 @@
+"""Errors a user can act on. Each names the file or setting at fault and the fix.
+
+The CLI prints ``str(error)`` as one line and exits 2; the GUI shows it in a message box.
+Anything that is not a :class:`ConvScopeError` is a bug and is shown with its traceback.
+"""
+
+from __future__ import annotations
+
+
+class ConvScopeError(Exception):
+    """Base class: ``message`` says what is wrong, ``hint`` what to do about it."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} — {self.hint}" if self.hint else self.message
+
+
+class InvalidSetting(ConvScopeError):
+    """A configuration value is out of range or inconsistent."""
+
+
+class DatasetError(ConvScopeError):
+    """A dataset folder cannot be used (missing, empty, one class...)."""
+
+
+class ModelFileError(ConvScopeError):
+    """A model or weights file cannot be loaded (not Keras, truncated, unsafe...)."""
+
+
+class UnsafeModelError(ModelFileError):
+    """The model needs arbitrary code (Lambda, custom objects) and was not trusted."""
+
+
+class IntrospectionError(ConvScopeError):
+    """An activation / filter / CAM request does not fit the model (no conv layer, bad class...)."""
