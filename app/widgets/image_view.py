@@ -1,0 +1,106 @@
+"""A zoomable, pannable view of a uint8 image (RGB or grey), built on pyqtgraph.
+
+Mouse wheel zooms, dragging pans, a double-click fits the image again. A left click on the
+image emits :attr:`ImageView.clicked` with the pixel coordinates (column, row) of the array.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal, Slot
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+
+class ImageView(QWidget):
+    """Shows one ``HxW`` or ``HxWx3`` uint8 array with its pixels square, row 0 at the top."""
+
+    clicked = Signal(int, int)  # x (column), y (row) in array pixels
+
+    def __init__(self, parent: QWidget | None = None, placeholder: str = "") -> None:
+        super().__init__(parent)
+        self._array: np.ndarray | None = None
+        self._graphics = pg.GraphicsLayoutWidget(self)
+        self._graphics.setBackground(self.palette().window().color())
+        self._graphics.ci.setContentsMargins(0, 0, 0, 0)
+        self._viewbox: pg.ViewBox = self._graphics.addViewBox(lockAspect=True, invertY=True)
+        self._viewbox.setMenuEnabled(False)
+        self._item = pg.ImageItem(axisOrder="row-major")
+        self._viewbox.addItem(self._item)
+        self._text = pg.TextItem(placeholder, color=(110, 110, 110), anchor=(0.5, 0.5))
+        self._viewbox.addItem(self._text, ignoreBounds=True)
+        self._graphics.scene().sigMouseClicked.connect(self._on_scene_click)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._graphics)
+        self.setMinimumSize(120, 120)
+
+    # -- public API -------------------------------------------------------------------------
+    def set_image(self, array: np.ndarray | None, keep_view: bool = False) -> None:
+        """Show ``array`` (uint8, HxW or HxWx3/4); ``None`` clears. ``keep_view`` keeps the zoom
+        and pan when the new image has the same size (used when re-blending an overlay)."""
+        if array is None:
+            self.clear()
+            return
+        array = np.ascontiguousarray(array)
+        if array.dtype != np.uint8:
+            raise TypeError(f"ImageView shows uint8 arrays, got {array.dtype}")
+        same_size = self._array is not None and self._array.shape[:2] == array.shape[:2]
+        self._array = array
+        self._item.setImage(array, levels=(0, 255), autoLevels=False)
+        self._text.setVisible(False)
+        if not (keep_view and same_size):
+            self.fit()
+
+    def image(self) -> np.ndarray | None:
+        """The array shown, or ``None``."""
+        return self._array
+
+    def displayed_image(self) -> np.ndarray | None:
+        """The array as currently rendered (what the user sees), for tests."""
+        return None if self._item.image is None else np.asarray(self._item.image)
+
+    def clear(self, placeholder: str | None = None) -> None:
+        self._array = None
+        self._item.clear()
+        if placeholder is not None:
+            self._text.setText(placeholder)
+        self._text.setVisible(True)
+        self._text.setPos(0, 0)
+        self._viewbox.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
+
+    def set_placeholder(self, text: str) -> None:
+        self._text.setText(text)
+
+    @Slot()
+    def fit(self) -> None:
+        if self._array is not None:
+            h, w = self._array.shape[:2]
+            self._viewbox.setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
+
+    def view_range(self) -> list[list[float]]:
+        return self._viewbox.viewRange()
+
+    def zoom(self, factor: float) -> None:
+        """Zoom about the centre (``factor`` > 1 zooms in)."""
+        self._viewbox.scaleBy((1.0 / factor, 1.0 / factor))
+
+    def click_pixel(self, x: int, y: int) -> None:
+        """Behave as if the user clicked pixel (x, y) — used by tests and keyboard access."""
+        self.clicked.emit(int(x), int(y))
+
+    # -- events ----------------------------------------------------------------------------
+    @Slot(object)
+    def _on_scene_click(self, event) -> None:
+        if self._array is None:
+            return
+        if event.double():
+            self.fit()
+            return
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        point: QPointF = self._item.mapFromScene(event.scenePos())
+        x, y = int(np.floor(point.x())), int(np.floor(point.y()))
+        h, w = self._array.shape[:2]
+        if 0 <= x < w and 0 <= y < h:
+            self.clicked.emit(x, y)

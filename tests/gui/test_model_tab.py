@@ -1,0 +1,114 @@
+"""Model tab: the functional DAG with branches, nested models, and layer selection for every tab."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from PySide6.QtCore import QSettings
+
+pytestmark = pytest.mark.gui
+
+
+@dataclass
+class _Loaded:  # the shape of engine.models.loading.LoadedModel
+    model: object
+    class_names: list | None = None
+    kind: str = "file"
+    input_size: int | None = None
+    label: str = "tiny"
+    source: str = "tiny.keras"
+
+
+@pytest.fixture
+def context(qtbot, tmp_path):
+    from app.context import AppContext, AppSettings
+
+    ctx = AppContext(AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)))
+    ctx.runner.show_dialogs = False
+    with qtbot.waitSignal(ctx.tf_ready, timeout=120_000):
+        ctx.load_tf()
+    yield ctx
+    ctx.runner.cancel_all_and_wait(5000)
+
+
+def _branchy_model():
+    import keras
+
+    layers = keras.layers
+    inp = keras.Input((24, 24, 3), name="image")
+    x = layers.Conv2D(4, 3, padding="same", activation="relu", name="stem")(inp)
+    a = layers.Conv2D(4, 1, padding="same", name="branch_1x1")(x)
+    b = layers.Conv2D(4, 3, padding="same", name="branch_3x3")(x)
+    cat = layers.Concatenate(name="mix")([a, b])
+    y = layers.Conv2D(8, 3, padding="same", name="res_conv")(cat)
+    short = layers.Conv2D(8, 1, name="shortcut")(x)
+    z = layers.Add(name="residual_add")([y, short])
+    out = layers.Dense(2, activation="softmax", name="head")(layers.GlobalAveragePooling2D(name="gap")(z))
+    return keras.Model(inp, out, name="branchy")
+
+
+def _book_model():
+    import keras
+
+    layers = keras.layers
+    inp = keras.Input((32, 32, 3))
+    x = layers.Conv2D(4, 3, activation="relu", name="block1_conv")(inp)
+    x = layers.MaxPooling2D(name="block1_pool")(x)
+    x = layers.Conv2D(8, 3, activation="relu", name="block2_conv")(x)
+    base = keras.Model(inp, x, name="tiny_base")
+    return keras.Sequential(
+        [keras.Input((32, 32, 3)), base, layers.Flatten(name="flatten"), layers.Dense(1, activation="sigmoid", name="out")],
+        name="book",
+    )
+
+
+def test_dag_shows_branches_and_residuals(qtbot, context):
+    from app.tabs.model_graph import ModelTab
+
+    tab = ModelTab(context)
+    qtbot.addWidget(tab)
+    tab.resize(1280, 800)
+    with qtbot.waitSignal(tab.done):
+        context.set_model(_Loaded(_branchy_model()))
+    paths = set(tab.node_paths())
+    assert {"image", "stem", "branch_1x1", "branch_3x3", "mix", "residual_add", "head"} <= paths
+    edges = set(tab.edges())
+    assert ("stem", "branch_1x1") in edges and ("stem", "branch_3x3") in edges
+    assert ("branch_1x1", "mix") in edges and ("branch_3x3", "mix") in edges
+    assert ("stem", "shortcut") in edges and ("shortcut", "residual_add") in edges
+    # the two branches sit side by side at the same depth
+    boxes = tab._boxes
+    assert boxes["branch_1x1"].y() == boxes["branch_3x3"].y()
+    assert boxes["branch_1x1"].x() != boxes["branch_3x3"].x()
+
+
+def test_selecting_a_box_emits_layer_selected(qtbot, context):
+    from app.tabs.model_graph import ModelTab
+
+    tab = ModelTab(context)
+    qtbot.addWidget(tab)
+    context.set_model(_Loaded(_branchy_model()))
+    with qtbot.waitSignal(context.layer_selected) as blocker:
+        tab._boxes["branch_3x3"].setSelected(True)
+    assert blocker.args == ["branch_3x3"]
+    assert "branch_3x3" in tab.details.toPlainText()
+
+
+def test_nested_model_drill_down_and_select_inner_layer(qtbot, context):
+    from app.tabs.model_graph import ModelTab
+
+    tab = ModelTab(context)
+    qtbot.addWidget(tab)
+    context.set_model(_Loaded(_book_model()))
+    assert "tiny_base" in tab.node_paths()
+    assert tab._boxes["tiny_base"].node.nested
+    tab.open_nested("tiny_base")
+    assert "tiny_base/block2_conv" in tab.node_paths()
+    tab.go_up()
+    assert "tiny_base" in tab.node_paths()
+    with qtbot.waitSignal(context.layer_selected) as blocker:
+        assert tab.select_layer("tiny_base/block1_conv")
+    assert blocker.args == ["tiny_base/block1_conv"]
+    assert tab.selected_path() == "tiny_base/block1_conv"
+    assert not tab.select_layer("tiny_base/nope")
