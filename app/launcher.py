@@ -1,0 +1,94 @@
+"""The ``convscope`` entry point.
+
+No arguments → the window. ``--screenshot DIR`` → save one PNG per tab and exit. ``--smoke`` → open
+the window, wait for TensorFlow, close, exit 0 (a check for packaged builds). Any other arguments
+→ :func:`engine.cli.main` without importing Qt.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+APP_FLAGS = ("--screenshot", "--smoke")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in APP_FLAGS:
+        from engine.cli import main as cli_main  # noqa: PLC0415
+
+        return cli_main(argv)
+    if argv and argv[0] == "--screenshot":
+        if len(argv) < 2:
+            if sys.stderr is not None:
+                sys.stderr.write("convscope: error: --screenshot needs a folder\n")
+            return 2
+        from app.screenshot import main as screenshot_main  # noqa: PLC0415
+
+        return screenshot_main(argv[1])
+    return run_gui(smoke=bool(argv and argv[0] == "--smoke"))
+
+
+def setup_logging() -> None:
+    """Log to the user's log file (and to stderr when there is one; a windowed build has none)."""
+    from app.jobs import log_file_path  # noqa: PLC0415
+
+    root = logging.getLogger("convscope")
+    if root.handlers:
+        return
+    root.setLevel(logging.INFO)
+    formatter = logging.Formatter("[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    try:
+        handler = logging.FileHandler(log_file_path(), encoding="utf-8")
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    except OSError:
+        pass
+    if sys.stderr is not None:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setLevel(logging.WARNING)
+        stream.setFormatter(formatter)
+        root.addHandler(stream)
+
+
+def create_application(argv: list[str] | None = None):
+    """The QApplication with ConvScope's names, style, palette and high-DPI policy."""
+    from PySide6.QtWidgets import QApplication  # noqa: PLC0415
+
+    from app.theme import app_icon, apply_theme, set_high_dpi_policy  # noqa: PLC0415
+
+    app = QApplication.instance()
+    if app is None:
+        set_high_dpi_policy()
+        app = QApplication(argv if argv is not None else [sys.argv[0] if sys.argv else "convscope"])
+    app.setApplicationName("ConvScope")
+    app.setOrganizationName("ConvScope")
+    app.setApplicationDisplayName("ConvScope")
+    app.setWindowIcon(app_icon())
+    apply_theme(app)
+    # A shorter GIL switch interval: the GUI thread gets the interpreter back sooner while
+    # TensorFlow's Python-side training loop runs (see bench/bench_gui.py).
+    sys.setswitchinterval(0.001)
+    return app
+
+
+def run_gui(smoke: bool = False) -> int:
+    setup_logging()
+    app = create_application()
+    from app.context import AppContext  # noqa: PLC0415
+    from app.main_window import MainWindow  # noqa: PLC0415
+
+    context = AppContext()
+    window = MainWindow(context)
+    if smoke:
+        from PySide6.QtCore import QTimer  # noqa: PLC0415
+
+        context.tf_ready.connect(window.close)
+        QTimer.singleShot(120_000, window.close)
+    window.show()
+    return int(app.exec())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

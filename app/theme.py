@@ -1,0 +1,134 @@
+"""Look and feel: Fusion style following the system's light or dark palette, pyqtgraph colours
+taken from that palette, high-DPI policy, and the app icon (drawn with QPainter)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QImage, QPainter, QPalette, QPen
+from PySide6.QtWidgets import QApplication
+
+ACCENT = QColor("#2f7fd8")
+# Colours of plotted series, readable on light and dark backgrounds.
+SERIES_COLORS = ["#2f7fd8", "#e8702a", "#3aa655", "#c23b7a", "#8a63d2", "#b8952a", "#1fa3a3", "#d94848"]
+
+
+def set_high_dpi_policy() -> None:
+    """Call before the QApplication exists: fractional scale factors pass through (no blurry
+    rounding on 125 %/150 % screens). Qt 6 enables high-DPI scaling itself."""
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+
+
+def apply_theme(app: QApplication) -> None:
+    """Fusion with the system palette (Qt ≥ 6.5 gives Fusion a dark palette when the system is
+    dark); re-applies pyqtgraph colours when the system scheme changes."""
+    app.setStyle("Fusion")
+    app.setPalette(app.style().standardPalette())
+    sync_pyqtgraph_colors()
+    hints = app.styleHints()
+    if hasattr(hints, "colorSchemeChanged"):
+        hints.colorSchemeChanged.connect(_on_scheme_changed)
+
+
+def _on_scheme_changed(*_args) -> None:
+    app = QApplication.instance()
+    if app is not None:
+        app.setPalette(app.style().standardPalette())
+        sync_pyqtgraph_colors()
+
+
+def is_dark() -> bool:
+    app = QApplication.instance()
+    if app is None:
+        return False
+    return app.palette().color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def sync_pyqtgraph_colors() -> None:
+    import pyqtgraph as pg  # noqa: PLC0415
+
+    app = QApplication.instance()
+    if app is None:
+        return
+    palette = app.palette()
+    pg.setConfigOptions(
+        background=palette.color(QPalette.ColorRole.Base),
+        foreground=palette.color(QPalette.ColorRole.Text),
+        antialias=True,
+    )
+
+
+def icon_path() -> Path:
+    from engine.paths import resources_dir  # noqa: PLC0415
+
+    return resources_dir() / "icons" / "convscope.png"
+
+
+def app_icon() -> QIcon:
+    path = icon_path()
+    if path.exists():
+        return QIcon(str(path))
+    return QIcon(_paint_icon_pixmap(256))
+
+
+def _paint_icon_pixmap(size: int):
+    from PySide6.QtGui import QPixmap  # noqa: PLC0415
+
+    image = draw_icon(size)
+    return QPixmap.fromImage(image)
+
+
+def draw_icon(size: int = 256) -> QImage:
+    """The app icon: a rounded blue tile with a 3×3 convolution grid and a magnifier lens."""
+    image = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(Qt.GlobalColor.transparent)
+    s = size / 256.0
+    p = QPainter(image)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(QColor("#1f4e8c"))
+    p.drawRoundedRect(QRectF(8 * s, 8 * s, 240 * s, 240 * s), 48 * s, 48 * s)
+    # 3x3 kernel grid, shades like a learned filter
+    shades = ["#9cc7f5", "#5b9de6", "#2f7fd8", "#5b9de6", "#e8f2fd", "#5b9de6", "#2f7fd8", "#5b9de6", "#9cc7f5"]
+    cell, gap, origin = 44 * s, 8 * s, QPointF(40 * s, 40 * s)
+    for i, shade in enumerate(shades):
+        row, col = divmod(i, 3)
+        p.setBrush(QColor(shade))
+        p.drawRoundedRect(QRectF(origin.x() + col * (cell + gap), origin.y() + row * (cell + gap), cell, cell),
+                          8 * s, 8 * s)
+    # magnifier
+    pen = QPen(QColor("#ffb547"), 16 * s)
+    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+    p.setPen(pen)
+    p.setBrush(QColor(255, 181, 71, 60))
+    p.drawEllipse(QPointF(150 * s, 150 * s), 48 * s, 48 * s)
+    p.drawLine(QPointF(185 * s, 185 * s), QPointF(222 * s, 222 * s))
+    p.end()
+    return image
+
+
+ICON_SVG = """<svg xmlns="http://www.w3.org/2000/svg" width="256" height="256" viewBox="0 0 256 256">
+  <rect x="8" y="8" width="240" height="240" rx="48" fill="#1f4e8c"/>
+  <g>
+    <rect x="40" y="40" width="44" height="44" rx="8" fill="#9cc7f5"/>
+    <rect x="92" y="40" width="44" height="44" rx="8" fill="#5b9de6"/>
+    <rect x="144" y="40" width="44" height="44" rx="8" fill="#2f7fd8"/>
+    <rect x="40" y="92" width="44" height="44" rx="8" fill="#5b9de6"/>
+    <rect x="92" y="92" width="44" height="44" rx="8" fill="#e8f2fd"/>
+    <rect x="144" y="92" width="44" height="44" rx="8" fill="#5b9de6"/>
+    <rect x="40" y="144" width="44" height="44" rx="8" fill="#2f7fd8"/>
+    <rect x="92" y="144" width="44" height="44" rx="8" fill="#5b9de6"/>
+    <rect x="144" y="144" width="44" height="44" rx="8" fill="#9cc7f5"/>
+  </g>
+  <circle cx="150" cy="150" r="48" fill="#ffb547" fill-opacity="0.24" stroke="#ffb547" stroke-width="16"/>
+  <line x1="185" y1="185" x2="222" y2="222" stroke="#ffb547" stroke-width="16" stroke-linecap="round"/>
+</svg>
+"""
+
+
+def write_icon_files(folder: Path) -> None:
+    """Regenerate resources/icons/convscope.png (256 px) and convscope.svg."""
+    folder.mkdir(parents=True, exist_ok=True)
+    draw_icon(256).save(str(folder / "convscope.png"))
+    (folder / "convscope.svg").write_text(ICON_SVG, encoding="utf-8")
