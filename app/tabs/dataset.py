@@ -1,0 +1,462 @@
+"""Dataset tab: choose or drop a folder, see what the scan found (classes and counts, thumbnails,
+files set aside and why, the split) and preview an augmentation preset on one image."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.context import AppContext, TfGate
+from app.jobs import JobHandle, JobProgress
+from app.widgets.plots import ClassCountChart
+from app.widgets.thumbnails import ThumbnailModel, caption_for
+
+PREVIEW_COUNT = 8
+PREVIEW_TILE = 112
+
+
+@dataclass
+class DatasetViewModel:
+    """What the tab shows, independent of widgets."""
+
+    folder: str = ""
+    scan: object | None = None  # engine.data.scan.ScanResult
+    split_sizes: dict[str, int] = field(default_factory=dict)
+    seed: int = 0
+    validation_fraction: float = 0.25
+    test_fraction: float = 0.25
+
+    def class_items(self, class_index: int) -> list[str]:
+        if self.scan is None:
+            return []
+        return [p for items in self.scan.files.values() for p, label in items if label == class_index]
+
+
+def numpy_to_qimage(array: np.ndarray) -> QImage:
+    array = np.ascontiguousarray(array.astype(np.uint8))
+    height, width = array.shape[:2]
+    if array.ndim == 2:
+        return QImage(array.data, width, height, width, QImage.Format.Format_Grayscale8).copy()
+    return QImage(array.data, width, height, width * 3, QImage.Format.Format_RGB888).copy()
+
+
+class DatasetTab(QWidget):
+    title = "Dataset"
+    done = Signal()  # a scan ended (tests and screenshots wait on it)
+    preview_done = Signal()
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.model = DatasetViewModel()
+        self.model.seed = context.settings.value("dataset/seed", 0, int)
+        self._job: JobHandle | None = None
+        self._preview_job: JobHandle | None = None
+        self.setAcceptDrops(True)
+        self._build()
+        self._tf_gate = TfGate(context, [self.preset_combo, self.reroll_button], self.tf_hint, self)
+        self._refresh_presets()
+        context.tf_ready.connect(self._on_tf_ready)
+
+    # ---- layout
+    def _build(self) -> None:
+        root = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.folder_edit = QLineEdit()
+        self.folder_edit.setReadOnly(True)
+        self.folder_edit.setPlaceholderText("Choose a folder with one sub-folder per class (or train/validation/test), or drop it here")
+        self.choose_button = QPushButton("Choose folder…")
+        self.choose_button.setToolTip("Open a dataset folder (Ctrl+O)")
+        self.choose_button.clicked.connect(self.choose_folder)
+        self.rescan_button = QPushButton("Rescan")
+        self.rescan_button.clicked.connect(self.rescan)
+        self.reveal_button = QPushButton("Reveal in file manager")
+        self.reveal_button.clicked.connect(self.reveal_folder)
+        top.addWidget(QLabel("Folder:"))
+        top.addWidget(self.folder_edit, 1)
+        for button in (self.choose_button, self.rescan_button, self.reveal_button):
+            top.addWidget(button)
+        root.addLayout(top)
+        self.progress = JobProgress(self.context.runner, "dataset", self)
+        root.addWidget(self.progress)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        # left column: counts, summary, split
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        self.chart = ClassCountChart()
+        self.chart.setMinimumHeight(180)
+        left_layout.addWidget(self.chart, 3)
+        self.summary_label = QLabel("No dataset yet.")
+        self.summary_label.setWordWrap(True)
+        self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        left_layout.addWidget(self.summary_label)
+        split_box = QGroupBox("Split (stratified, fixed by the seed)")
+        split_form = QFormLayout(split_box)
+        self.validation_spin = QDoubleSpinBox()
+        self.validation_spin.setRange(0.05, 0.5)
+        self.validation_spin.setSingleStep(0.05)
+        self.validation_spin.setValue(self.model.validation_fraction)
+        self.test_spin = QDoubleSpinBox()
+        self.test_spin.setRange(0.0, 0.5)
+        self.test_spin.setSingleStep(0.05)
+        self.test_spin.setValue(self.model.test_fraction)
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setValue(self.model.seed)
+        for spin in (self.validation_spin, self.test_spin, self.seed_spin):
+            spin.valueChanged.connect(self._update_split)
+        self.split_label = QLabel("—")
+        split_form.addRow("Validation fraction", self.validation_spin)
+        split_form.addRow("Test fraction", self.test_spin)
+        split_form.addRow("Seed", self.seed_spin)
+        split_form.addRow("Sizes", self.split_label)
+        left_layout.addWidget(split_box)
+        unusable_box = QGroupBox("Set aside (never deleted)")
+        unusable_layout = QVBoxLayout(unusable_box)
+        self.unusable_table = QTableWidget(0, 2)
+        self.unusable_table.setHorizontalHeaderLabels(["File", "Reason"])
+        self.unusable_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.unusable_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.unusable_table.verticalHeader().setVisible(False)
+        self.unusable_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.unusable_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.unusable_table.doubleClicked.connect(self._reveal_selected_issue)
+        self.ignored_label = QLabel("")
+        self.ignored_label.setWordWrap(True)
+        unusable_layout.addWidget(self.unusable_table)
+        unusable_layout.addWidget(self.ignored_label)
+        left_layout.addWidget(unusable_box, 2)
+        splitter.addWidget(left)
+
+        # middle: thumbnails per class
+        middle = QWidget()
+        middle_layout = QVBoxLayout(middle)
+        middle_layout.setContentsMargins(0, 0, 0, 0)
+        class_row = QHBoxLayout()
+        class_row.addWidget(QLabel("Class:"))
+        self.class_combo = QComboBox()
+        self.class_combo.currentIndexChanged.connect(self._show_class)
+        class_row.addWidget(self.class_combo, 1)
+        middle_layout.addLayout(class_row)
+        self.thumbnails = ThumbnailModel(self)
+        self.thumb_view = QListView()
+        self.thumb_view.setViewMode(QListView.ViewMode.IconMode)
+        self.thumb_view.setIconSize(QSize(96, 96))
+        self.thumb_view.setUniformItemSizes(True)
+        self.thumb_view.setResizeMode(QListView.ResizeMode.Adjust)
+        self.thumb_view.setMovement(QListView.Movement.Static)
+        self.thumb_view.setLayoutMode(QListView.LayoutMode.Batched)
+        self.thumb_view.setBatchSize(200)
+        self.thumb_view.setModel(self.thumbnails)
+        self.thumb_view.doubleClicked.connect(self._thumbnail_activated)
+        self.thumb_view.clicked.connect(self._thumbnail_clicked)
+        middle_layout.addWidget(self.thumb_view, 1)
+        splitter.addWidget(middle)
+
+        # right: augmentation preview
+        right = QGroupBox("Augmentation preview")
+        right_layout = QVBoxLayout(right)
+        preset_row = QHBoxLayout()
+        preset_row.addWidget(QLabel("Preset:"))
+        self.preset_combo = QComboBox()
+        self.preset_combo.currentIndexChanged.connect(self._on_preset_changed)
+        preset_row.addWidget(self.preset_combo, 1)
+        self.reroll_button = QPushButton("Re-roll")
+        self.reroll_button.setToolTip("Draw new random augmentations of the same image")
+        self.reroll_button.clicked.connect(self.reroll)
+        preset_row.addWidget(self.reroll_button)
+        right_layout.addLayout(preset_row)
+        self.tf_hint = QLabel("Loading TensorFlow…")
+        right_layout.addWidget(self.tf_hint)
+        self.preset_description = QLabel("")
+        self.preset_description.setWordWrap(True)
+        right_layout.addWidget(self.preset_description)
+        self.preview_source_label = QLabel("Click a thumbnail to preview it.")
+        self.preview_source_label.setWordWrap(True)
+        right_layout.addWidget(self.preview_source_label)
+        grid_holder = QWidget()
+        self.preview_grid = QGridLayout(grid_holder)
+        self.preview_grid.setSpacing(4)
+        self.preview_labels: list[QLabel] = []
+        for i in range(PREVIEW_COUNT + 1):
+            label = QLabel()
+            label.setFixedSize(PREVIEW_TILE, PREVIEW_TILE)
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            label.setStyleSheet("border: 1px solid palette(mid);")
+            self.preview_grid.addWidget(label, i // 3, i % 3)
+            self.preview_labels.append(label)
+        right_layout.addWidget(grid_holder, 0, Qt.AlignmentFlag.AlignHCenter)
+        right_layout.addStretch(1)
+        splitter.addWidget(right)
+        splitter.setSizes([420, 430, 380])
+        root.addWidget(splitter, 1)
+        self._preview_path: str | None = None
+
+    # ---- actions
+    @Slot()
+    def choose_folder(self) -> None:
+        start = self.context.settings.value("folders/dataset", str(Path.home()), str)
+        folder = QFileDialog.getExistingDirectory(self, "Choose a dataset folder", start)
+        if folder:
+            self.open_folder(folder)
+
+    def open_folder(self, folder: str) -> JobHandle:
+        """Scan ``folder`` in the job runner (the tab's previous scan is cancelled)."""
+        folder = os.path.abspath(folder)
+        self.model.folder = folder
+        self.folder_edit.setText(folder)
+        self.context.settings.set_value("folders/dataset", os.path.dirname(folder))
+
+        def job(emit, cancel):
+            from engine.data.scan import ScanConfig, scan  # noqa: PLC0415
+
+            config = ScanConfig(root=folder)
+            config.validate()
+            return scan(config, emit=emit, cancel=cancel)
+
+        self._set_busy(True)
+        self._job = self.context.runner.start("Scanning dataset", job, group="dataset")
+        self._job.finished.connect(self._on_scanned)
+        self._job.ended.connect(self._on_scan_ended)
+        return self._job
+
+    @Slot()
+    def rescan(self) -> None:
+        if self.model.folder:
+            self.open_folder(self.model.folder)
+
+    @Slot()
+    def cancel(self) -> None:
+        self.context.runner.cancel_group("dataset")
+        self.context.runner.cancel_group("augmentation preview")
+
+    @Slot()
+    def reveal_folder(self, path: str | None = None) -> None:
+        target = path or self.model.folder
+        if target:
+            folder = target if os.path.isdir(target) else os.path.dirname(target)
+            QDesktopServices.openUrl(QUrl.fromLocalFile(folder))
+
+    @Slot()
+    def _reveal_selected_issue(self) -> None:
+        row = self.unusable_table.currentRow()
+        item = self.unusable_table.item(row, 0)
+        if item is not None:
+            self.reveal_folder(item.data(Qt.ItemDataRole.UserRole))
+
+    def _set_busy(self, busy: bool) -> None:
+        for widget in (self.choose_button, self.rescan_button, self.validation_spin, self.test_spin, self.seed_spin):
+            widget.setEnabled(not busy)
+
+    # ---- results
+    @Slot(object)
+    def _on_scanned(self, result) -> None:
+        self.model.scan = result
+        self.context.dataset = result
+        self.context.settings.add_recent("datasets", result.root)
+        self.chart.set_counts(result.counts, result.classes)
+        sizes = result.size_summary or {}
+        size_text = ""
+        if sizes:
+            parts = [f"{k.replace('_', ' ')}: {v}" for k, v in sizes.items() if not isinstance(v, (dict, list))][:4]
+            size_text = "<br>Image sizes — " + ", ".join(parts)
+        warnings = "".join(f"<br>⚠ {w}" for w in result.warnings)
+        layout = "class folders" if result.layout == "classes" else "already split (train/validation/test)"
+        self.summary_label.setText(
+            f"<b>{result.num_images}</b> usable images in <b>{len(result.classes)}</b> classes ({layout})."
+            f"{size_text}{warnings}")
+        self.unusable_table.setRowCount(len(result.unusable))
+        for row, issue in enumerate(result.unusable):
+            rel = os.path.relpath(issue.path, result.root)
+            name_item = QTableWidgetItem(rel)
+            name_item.setData(Qt.ItemDataRole.UserRole, issue.path)
+            name_item.setToolTip(issue.path)
+            reason_item = QTableWidgetItem(issue.reason)
+            reason_item.setToolTip(issue.reason)
+            self.unusable_table.setItem(row, 0, name_item)
+            self.unusable_table.setItem(row, 1, reason_item)
+        ignored = len(result.ignored)
+        self.ignored_label.setText(
+            f"{len(result.unusable)} unusable file(s) set aside; {ignored} non-image file(s) ignored. "
+            "Double-click a row to open its folder." if (result.unusable or ignored) else "Every file is usable.")
+        self.class_combo.blockSignals(True)
+        self.class_combo.clear()
+        for index, name in enumerate(result.classes):
+            self.class_combo.addItem(f"{name} ({self.chart.counts.get(name, 0)})", index)
+        self.class_combo.blockSignals(False)
+        self._show_class(0)
+        self._update_split()
+        self.context.dataset_changed.emit(result)
+        first = self.model.class_items(0)
+        if first:
+            self.set_preview_image(first[0])
+
+    @Slot()
+    def _on_scan_ended(self) -> None:
+        self._set_busy(False)
+        self.done.emit()
+
+    @Slot(int)
+    def _show_class(self, index: int) -> None:
+        if self.model.scan is None or index < 0:
+            self.thumbnails.set_items([])
+            return
+        class_index = self.class_combo.itemData(index)
+        if class_index is None:
+            class_index = index
+        self.thumbnails.set_items([(p, caption_for(p)) for p in self.model.class_items(class_index)])
+
+    @Slot()
+    def _update_split(self) -> None:
+        self.model.validation_fraction = self.validation_spin.value()
+        self.model.test_fraction = self.test_spin.value()
+        self.model.seed = self.seed_spin.value()
+        self.context.settings.set_value("dataset/seed", self.model.seed)
+        if self.model.scan is None:
+            return
+        try:
+            from engine.data.split import make_split  # noqa: PLC0415  (no TensorFlow; fast)
+
+            split = make_split(self.model.scan, self.model.validation_fraction, self.model.test_fraction,
+                               seed=self.model.seed)
+        except Exception as error:  # noqa: BLE001 - a setting the user can fix: show it inline
+            self.split_label.setText(f"<span style='color:#d94848'>{error}</span>")
+            return
+        self.model.split_sizes = {"train": len(split.train), "validation": len(split.validation),
+                                  "test": len(split.test)}
+        note = " (the folder's own subsets)" if self.model.scan.layout == "split" else f" (seed {self.model.seed})"
+        self.split_label.setText(
+            f"train {len(split.train)} · validation {len(split.validation)} · test {len(split.test)}{note}")
+
+    # ---- augmentation preview
+    def _refresh_presets(self) -> None:
+        try:
+            from engine.data.augment import AUGMENTATION_PRESETS  # noqa: PLC0415
+        except ImportError:
+            presets = {}
+        else:
+            presets = dict(AUGMENTATION_PRESETS)
+        self.preset_combo.blockSignals(True)
+        self.preset_combo.clear()
+        for name, description in presets.items():
+            self.preset_combo.addItem(name, description)
+        wanted = self.context.settings.value("dataset/preset", "book", str)
+        index = self.preset_combo.findText(wanted)
+        self.preset_combo.setCurrentIndex(max(index, 0))
+        self.preset_combo.blockSignals(False)
+        self._show_description()
+
+    def _show_description(self) -> None:
+        description = self.preset_combo.currentData() or ""
+        self.preset_description.setText(description)
+
+    @Slot()
+    def _on_tf_ready(self) -> None:
+        if self.preset_combo.count() == 0:
+            self._refresh_presets()
+        if self._preview_path:
+            self.reroll()
+
+    @Slot(int)
+    def _on_preset_changed(self, _index: int) -> None:
+        self._show_description()
+        self.context.settings.set_value("dataset/preset", self.preset_combo.currentText())
+        self.reroll()
+
+    @Slot()
+    def _thumbnail_clicked(self, index) -> None:
+        path = index.data(ThumbnailModel.PathRole)
+        if path:
+            self.set_preview_image(path)
+
+    @Slot()
+    def _thumbnail_activated(self, index) -> None:
+        path = index.data(ThumbnailModel.PathRole)
+        if path:
+            self.context.image_chosen.emit(path)
+
+    def set_preview_image(self, path: str) -> None:
+        self._preview_path = path
+        self.preview_source_label.setText(f"Image: {os.path.basename(path)} (top left: original)")
+        self.reroll()
+
+    @Slot()
+    def reroll(self) -> JobHandle | None:
+        """Run the chosen preset on the preview image again (new random draws)."""
+        if not self._preview_path or not self.context.tf_is_ready or self.preset_combo.count() == 0:
+            return None
+        path, preset = self._preview_path, self.preset_combo.currentText()
+        seed = int(np.random.default_rng().integers(0, 2**31 - 1))
+
+        def job(emit, cancel):
+            from engine.data.augment import augmentation_preview  # noqa: PLC0415
+            from engine.data.images import read_rgb_resized  # noqa: PLC0415
+
+            image = read_rgb_resized(path, 160)
+            cancel.raise_if_cancelled()
+            return image, augmentation_preview(image, preset, count=PREVIEW_COUNT, seed=seed)
+
+        self._preview_job = self.context.runner.start("Augmentation preview", job, group="augmentation preview")
+        self._preview_job.finished.connect(self._on_preview)
+        return self._preview_job
+
+    @Slot(object)
+    def _on_preview(self, result) -> None:
+        original, variants = result
+        images = [original, *list(variants)][: len(self.preview_labels)]
+        for label, image in zip(self.preview_labels, images):
+            pixmap = QPixmap.fromImage(numpy_to_qimage(np.clip(np.asarray(image), 0, 255)))
+            label.setPixmap(pixmap.scaled(PREVIEW_TILE, PREVIEW_TILE, Qt.AspectRatioMode.KeepAspectRatio,
+                                          Qt.TransformationMode.SmoothTransformation))
+        self.preview_done.emit()
+
+    # ---- drag and drop
+    def handle_drop(self, paths: list[str]) -> bool:
+        folders = [p for p in paths if os.path.isdir(p)]
+        if len(folders) != 1:
+            return False
+        self.open_folder(folders[0])
+        return True
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        if len(urls) == 1 and urls[0].isLocalFile() and os.path.isdir(urls[0].toLocalFile()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if self.handle_drop(paths):
+            event.acceptProposedAction()
+
+    def save_settings(self) -> None:
+        self.context.settings.set_value("dataset/seed", self.seed_spin.value())
+
+

@@ -1,0 +1,79 @@
+"""GUI test fixtures: offscreen Qt, settings in a temporary ini file (never the developer's own),
+error dialogs recorded instead of shown, and a ready-made context / main window."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QCoreApplication, QSettings  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_qsettings(tmp_path, monkeypatch):
+    """Every QSettings the app might create defaults to a per-test folder and organisation."""
+    folder = tmp_path / "qsettings"
+    folder.mkdir()
+    for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
+        QSettings.setPath(QSettings.Format.IniFormat, scope, str(folder))
+        QSettings.setPath(QSettings.Format.NativeFormat, scope, str(folder))
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QCoreApplication.setOrganizationName("ConvScopeTest")
+    QCoreApplication.setApplicationName("ConvScopeTest")
+    return folder
+
+
+@pytest.fixture
+def app_settings(tmp_path):
+    from app.context import AppSettings
+
+    return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+
+
+@pytest.fixture
+def errors():
+    """A list the runner's errors go to (no modal dialogs in tests)."""
+    return []
+
+
+@pytest.fixture
+def context(qapp, app_settings, errors):
+    from app.context import AppContext
+    from app.theme import apply_theme
+
+    apply_theme(qapp)
+    ctx = AppContext(app_settings)
+    ctx.runner.show_dialogs = False
+    ctx.runner.error_reported.connect(lambda name, message, details: errors.append((name, message, details)))
+    yield ctx
+    ctx.runner.cancel_all_and_wait(20_000)
+
+
+@pytest.fixture
+def tf_context(context, qtbot):
+    """A context whose TensorFlow is loaded."""
+    with qtbot.waitSignal(context.tf_ready, timeout=120_000):
+        context.load_tf()
+    return context
+
+
+@pytest.fixture
+def window(context, qtbot):
+    from app.main_window import MainWindow
+
+    win = MainWindow(context, load_tf=False)
+    qtbot.addWidget(win)
+    win.resize(1280, 800)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.close()
+
+
+@pytest.fixture
+def shapes(tmp_path):
+    from imagegen import make_shapes_dataset
+
+    return make_shapes_dataset(tmp_path / "shapes", per_class=12, size=48)

@@ -1,0 +1,90 @@
+"""The Dataset tab driven as a user would: open/drop a folder, read the chart, the set-aside list,
+the thumbnails, the split and the augmentation preview."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def tab(context, qtbot):
+    from app.tabs.dataset import DatasetTab
+
+    widget = DatasetTab(context)
+    qtbot.addWidget(widget)
+    widget.resize(1280, 760)
+    widget.show()
+    return widget
+
+
+@pytest.fixture
+def shapes_with_bad_file(shapes):
+    bad = shapes / "circle" / "broken.jpg"
+    bad.write_bytes(b"this is not a jpeg")
+    return shapes, bad
+
+
+def test_scan_shows_counts_unusable_file_and_split(tab, qtbot, shapes_with_bad_file, context):
+    root, bad = shapes_with_bad_file
+    with qtbot.waitSignal(tab.done, timeout=30_000):
+        tab.open_folder(str(root))
+    assert tab.chart.counts == {"circle": 12, "square": 12}
+    assert tab.unusable_table.rowCount() == 1
+    assert tab.unusable_table.item(0, 0).text() == os.path.join("circle", "broken.jpg")
+    assert tab.unusable_table.item(0, 1).text()  # a reason is shown
+    assert bad.exists()  # set aside, never deleted
+    assert "24" in tab.summary_label.text()
+    assert sum(tab.model.split_sizes.values()) == 24
+    assert "seed 0" in tab.split_label.text()
+    assert context.settings.recent("datasets")[0] == str(root)
+    assert context.dataset is not None
+    # changing the seed keeps sizes (stratified) and is remembered
+    tab.seed_spin.setValue(7)
+    assert "seed 7" in tab.split_label.text()
+    assert context.settings.value("dataset/seed", 0, int) == 7
+
+
+def test_thumbnails_load_lazily_off_the_gui_thread(tab, qtbot, shapes):
+    with qtbot.waitSignal(tab.done, timeout=30_000):
+        tab.open_folder(str(shapes))
+    assert tab.thumbnails.rowCount() == 12
+    first = tab.thumbnails.paths()[0]
+    qtbot.waitUntil(lambda: tab.thumbnails.cached(first), timeout=10_000)
+    tab.class_combo.setCurrentIndex(1)
+    assert all("square" in p for p in tab.thumbnails.paths())
+
+
+def test_drop_a_folder_scans_it(window, qtbot, shapes):
+    tab = window.tab("Dataset")
+    with qtbot.waitSignal(tab.done, timeout=30_000):
+        assert window.handle_drop([str(shapes)])
+    assert tab.chart.counts == {"circle": 12, "square": 12}
+
+
+def test_missing_folder_reports_a_readable_error_and_stays_usable(tab, qtbot, tmp_path, errors, shapes):
+    with qtbot.waitSignal(tab.done, timeout=30_000):
+        tab.open_folder(str(tmp_path / "nope"))
+    assert errors and "nope" in errors[-1][1]
+    assert tab.choose_button.isEnabled()
+    with qtbot.waitSignal(tab.done, timeout=30_000):
+        tab.open_folder(str(shapes))
+    assert tab.chart.counts["square"] == 12
+
+
+@pytest.mark.slow
+def test_augmentation_preview_shows_a_grid_and_rerolls(tf_context, qtbot, shapes):
+    from app.tabs.dataset import DatasetTab
+
+    tab = DatasetTab(tf_context)
+    qtbot.addWidget(tab)
+    with qtbot.waitSignal(tab.done, timeout=30_000):
+        tab.open_folder(str(shapes))
+    assert tab.preset_combo.isEnabled()
+    assert tab.preset_description.text()
+    with qtbot.waitSignal(tab.preview_done, timeout=60_000):
+        tab.reroll_button.click()
+    assert all(label.pixmap() is not None and not label.pixmap().isNull() for label in tab.preview_labels)
