@@ -77,7 +77,7 @@ def test_gradcam_book_shape_sigmoid_matches_reference(class_index):
     image = _image()
     k = keras()
     conv2 = base.get_layer("conv2")
-    feature_model = k.Model(base.inputs, conv2.output)  # explicit sub-model 1: image -> feature map
+    feature_model = k.Model(base.inputs[0], conv2.output)  # explicit sub-model 1: image -> feature map
     flatten, dense = model.layers[1], model.layers[2]
 
     def head(acts):  # explicit sub-model 2: feature map -> probability (the layers after conv2)
@@ -123,7 +123,7 @@ def test_gradcam_softmax_functional_with_sequential_base_matches_reference():
     model, base = _softmax_model()
     image = _image(1)
     k = keras()
-    feature_model = k.Model(base.inputs, base.get_layer("c2").output)
+    feature_model = k.Model(base.inputs[0], base.get_layer("c2").output)
     gap, dense = model.layers[2], model.layers[3]
     probs = np.asarray(model(image[None]))[0]
     for class_index in range(4):
