@@ -72,7 +72,7 @@ def test_head_and_learning_rates():
 
 @pytest.mark.parametrize("call", [
     lambda: presets.build_preset("resnet-9000", 64, 2),
-    lambda: presets.build_preset("book-scratch", 16, 2),
+    lambda: presets.build_preset("book-scratch", 40, 2),
     lambda: presets.build_preset("book-scratch", 64, 1),
 ])
 def test_bad_preset_requests_are_invalid_settings(call):

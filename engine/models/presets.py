@@ -45,7 +45,7 @@ PRESETS: dict[str, PresetInfo] = {
         "The book's convnet (DLwP ch. 5): Conv2D 32-64-128-128 3x3 relu, max-pool 2x2 after each, "
         "Flatten, Dropout 0.5, Dense 512 relu, classifier. 3,453,121 parameters at 150x150, 2 classes.",
         150,
-        32,
+        46,  # four valid 3x3 convs and 2x2 pools need at least 46 pixels
     ),
     "mini-xception": PresetInfo(
         "mini-xception",
