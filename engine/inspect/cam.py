@@ -321,7 +321,8 @@ def predict_scores(model, batch, output_index: int = 0) -> np.ndarray:
     return np.asarray(outputs)[0]
 
 
-def _resize(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resize_heatmap(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a 0..1 heatmap to (height, width)."""
     import cv2  # noqa: PLC0415
 
     height, width = size
@@ -366,7 +367,7 @@ def compute_cam(
     raw = np.maximum(np.nan_to_num(raw), 0.0)
     peak = float(raw.max())
     raw = raw / peak if peak > 0 else np.zeros_like(raw)
-    heatmap = _resize(raw, size)
+    heatmap = resize_heatmap(raw, size)
     return CamResult(
         heatmap=heatmap.astype(np.float32),
         class_index=class_index,
@@ -387,7 +388,7 @@ def overlay(image_uint8, heatmap, alpha: float = 0.4) -> np.ndarray:
         raise IntrospectionError(f"overlay needs an RGB image (H, W, 3), got shape {image.shape}")
     if not 0.0 <= alpha <= 1.0:
         raise IntrospectionError(f"alpha must be between 0 and 1, got {alpha}")
-    heat = _resize(np.clip(np.asarray(heatmap, dtype=np.float32), 0, 1), image.shape[:2])
+    heat = resize_heatmap(np.clip(np.asarray(heatmap, dtype=np.float32), 0, 1), image.shape[:2])
     jet = cv2.applyColorMap(np.uint8(np.round(255 * heat)), cv2.COLORMAP_JET)
     jet = cv2.cvtColor(jet, cv2.COLOR_BGR2RGB).astype(np.float32)
     blended = (1.0 - alpha) * image.astype(np.float32) + alpha * jet

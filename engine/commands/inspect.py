@@ -1,0 +1,271 @@
+"""``convscope layers | activations | filters | gradcam``: look inside a model from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import numpy as np
+
+from engine import atomic
+from engine.commands.common import print_json, say
+from engine.errors import IntrospectionError, InvalidSetting
+
+_MODEL_HELP = "a .keras file, a run folder, or an ImageNet base name (efficientnet-lite0)"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "layers", help="the layer tree of a model with output shapes (nested bases expanded)",
+        description="List every layer with its path (nested bases expanded, e.g. efficientnet_lite0/top_activation), "
+                    "class, output shape and parameter count. Paths are what --layer takes elsewhere.",
+    )
+    _model_args(p)
+    p.add_argument("--json", action="store_true", help="print the layers as JSON")
+    p.set_defaults(func=run_layers)
+
+    p = subparsers.add_parser(
+        "activations", help="every channel of one layer's feature map for an image, as a grid PNG",
+        description="One forward pass; each channel standardised as in the book (x64 + 128), all channels shown.",
+    )
+    _model_args(p)
+    p.add_argument("image", metavar="IMAGE", help="an image file (JPEG, PNG, ...)")
+    p.add_argument("--layer", required=True, help="layer path (see `convscope layers MODEL`)")
+    p.add_argument("--out", required=True, metavar="PNG", help="where to write the channel grid")
+    p.add_argument("--images-per-row", type=int, default=16, metavar="N", help="channels per row (default 16)")
+    p.add_argument("--json", action="store_true", help="print statistics as JSON")
+    p.set_defaults(func=run_activations)
+
+    p = subparsers.add_parser(
+        "filters", help="filter patterns of a layer by gradient ascent, as a gallery PNG",
+        description="The book's recipe (grey noise, 40 steps of 1.0, gradient / RMS) for many filters at once.",
+    )
+    _model_args(p)
+    p.add_argument("--layer", required=True, help="convolution layer path")
+    p.add_argument("--first", type=int, default=0, metavar="N", help="first filter (default 0)")
+    p.add_argument("--count", type=int, default=64, metavar="N", help="how many filters (default 64, the book's 8x8)")
+    p.add_argument("--steps", type=int, default=40, metavar="N", help="gradient-ascent steps (default 40)")
+    p.add_argument("--step-size", type=float, default=1.0, help="step size (default 1.0)")
+    p.add_argument("--size", type=int, default=None, metavar="PX",
+                   help="image size (default: the model's input size, or 150 for a free input size)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the start noise (default 0)")
+    p.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+                   help="bfloat16 is several times faster on CPUs with AMX/AVX512-BF16 (default float32)")
+    p.add_argument("--batch-size", type=int, default=16, metavar="N", help="filters optimised together (default 16)")
+    p.add_argument("--out", required=True, metavar="PNG", help="where to write the gallery")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=run_filters)
+
+    p = subparsers.add_parser(
+        "gradcam", help="where in an image a class comes from (Grad-CAM, Grad-CAM++, Score-CAM, saliency)",
+        description="Writes the heatmap in the jet colormap over the image. The default layer is the known "
+                    "base's Grad-CAM layer, else the model's last layer with a 4-D output.",
+    )
+    _model_args(p)
+    p.add_argument("image", metavar="IMAGE", help="an image file (JPEG, PNG, ...)")
+    p.add_argument("--class", dest="class_", metavar="INDEX|NAME",
+                   help="class index or name (default: the predicted class)")
+    p.add_argument("--layer", help="feature-map layer path (default: see above)")
+    p.add_argument("--method", choices=["gradcam", "gradcam++", "scorecam", "saliency"], default="gradcam")
+    p.add_argument("--output-index", type=int, default=0, metavar="N", help="which model output (default 0)")
+    p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in the overlay (default 0.4)")
+    p.add_argument("--out", required=True, metavar="PNG", help="where to write the overlay")
+    p.add_argument("--save-heatmap", metavar="NPY", help="also save the float heatmap (H x W, 0..1) as .npy")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run_gradcam)
+
+
+def _model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
+    parser.add_argument("--trust-model", action="store_true",
+                        help="allow model files that run their own code (Lambda layers, custom classes)")
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+
+def _load(args):
+    from engine.models.loading import load_model  # noqa: PLC0415
+
+    return load_model(args.model, trust=args.trust_model)
+
+
+def _read_image(path: str) -> np.ndarray:
+    from engine.data.images import UnusableImage, read_rgb  # noqa: PLC0415
+
+    if not Path(path).is_file():
+        raise InvalidSetting(f"{path}: image file not found", "check the path")
+    try:
+        return read_rgb(path)
+    except UnusableImage as error:
+        raise InvalidSetting(f"{path}: {error.reason}", "give a JPEG or PNG photo") from None
+
+
+def _model_image(loaded, image: np.ndarray) -> np.ndarray:
+    """The image as training saw it: resized (bilinear, antialiased) to the model's input size."""
+    if not loaded.input_size:
+        return image
+    from engine.data.images import resize_rgb  # noqa: PLC0415
+
+    return resize_rgb(image, loaded.input_size)
+
+
+def _check_out(path: str, suffix: str, option: str) -> Path:
+    out = Path(path)
+    if out.suffix.lower() != suffix:
+        raise InvalidSetting(f"{option} {path}: the file name must end in {suffix}", f"e.g. {out.stem}{suffix}")
+    return out
+
+
+def _write_png(path: Path, pixels: np.ndarray) -> None:
+    from PIL import Image  # noqa: PLC0415
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG")
+    atomic.write_bytes(path, buffer.getvalue())
+
+
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic.write_bytes(path, buffer.getvalue())
+
+
+def _shape_text(shape) -> str:
+    return "?" if shape is None else "(" + ", ".join("None" if s is None else str(s) for s in shape) + ")"
+
+
+# ----------------------------------------------------------------------------------------------
+# commands
+
+
+def run_layers(args: argparse.Namespace) -> int:
+    from engine.inspect.cam import default_cam_layer  # noqa: PLC0415
+    from engine.inspect.layers import list_layers  # noqa: PLC0415
+
+    loaded = _load(args)
+    infos = list_layers(loaded.model)
+    try:
+        cam_layer = default_cam_layer(loaded.model)
+    except IntrospectionError:
+        cam_layer = None
+    if args.json:
+        print_json({"model": loaded.label, "gradcam_layer": cam_layer, "layers": [i.to_dict() for i in infos]})
+        return 0
+    say(f"{loaded.label}: {len(infos)} layers, {loaded.model.count_params():,} parameters")
+    width = max([len("  " * i.depth + i.path.split("/")[-1]) for i in infos] + [10])
+    say(f"  {'layer':<{width}}  {'class':<24} {'output shape':<22} {'params':>10}")
+    for info in infos:
+        name = "  " * info.depth + info.path.split("/")[-1]
+        mark = "  <- Grad-CAM layer" if info.path == cam_layer else ""
+        say(f"  {name:<{width}}  {info.class_name:<24} {_shape_text(info.output_shape):<22} {info.params:>10,}{mark}")
+    say("Address a nested layer by its path, e.g. --layer " + next(
+        (i.path for i in infos if "/" in i.path), infos[-1].path if infos else "NAME"))
+    return 0
+
+
+def run_activations(args: argparse.Namespace) -> int:
+    from engine.inspect.activations import channel_grid, channel_stats, compute_activations  # noqa: PLC0415
+    from engine.inspect.layers import canonical_path  # noqa: PLC0415
+
+    out = _check_out(args.out, ".png", "--out")
+    if args.images_per_row < 1:
+        raise InvalidSetting("--images-per-row must be at least 1")
+    loaded = _load(args)
+    image = _model_image(loaded, _read_image(args.image))
+    path = canonical_path(loaded.model, args.layer)
+    activation = compute_activations(loaded.model, image, [path])[path]
+    grid = channel_grid(activation, images_per_row=args.images_per_row)
+    _write_png(out, grid)
+    stats = channel_stats(activation)
+    if args.json:
+        print_json({"layer": path, "out": str(out), **stats})
+    else:
+        say(f"{path}: {stats['shape']} — mean {stats['mean']:.4g}, max {stats['max']:.4g}, "
+            f"{stats['zero_channels']} of {stats['channels']} channels all zero ({stats['zero_fraction']:.0%})")
+        say(f"Wrote {out}")
+    return 0
+
+
+def run_filters(args: argparse.Namespace) -> int:
+    from engine.inspect.filters import FilterConfig, generate_patterns  # noqa: PLC0415
+
+    out = _check_out(args.out, ".png", "--out")
+    config = FilterConfig(layer=args.layer, first=args.first, count=args.count, steps=args.steps,
+                          step_size=args.step_size, image_size=args.size, seed=args.seed,
+                          batch_size=args.batch_size, precision=args.precision)
+    config.validate()
+    loaded = _load(args)
+    result = generate_patterns(loaded.model, config)
+    _write_png(out, result.gallery)
+    if args.json:
+        print_json({**result.to_dict(), "out": str(out)})
+    else:
+        gain = float(np.median(result.final_activation - result.start_activation))
+        say(f"{result.layer}: {len(result.filter_indices)} filter patterns "
+            f"({result.filter_indices[0]}–{result.filter_indices[-1]}), median activation gain {gain:.4g}")
+        say(f"Wrote {out}")
+    return 0
+
+
+def _class_index(loaded, text: str | None, n_classes: int) -> int | None:
+    if text is None:
+        return None
+    text = text.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    names = loaded.class_names
+    if names:
+        matches = [i for i, name in enumerate(names) if name.lower() == text.lower()]
+        if len(matches) == 1:
+            return matches[0]
+    if loaded.kind == "imagenet" or n_classes == 1000:
+        from engine import imagenet  # noqa: PLC0415
+
+        return imagenet.class_index(text)
+    if names:
+        raise InvalidSetting(f"--class '{text}' is not one of this model's classes",
+                             "choose one of: " + ", ".join(f"{i} {n}" for i, n in enumerate(names)))
+    raise InvalidSetting(f"--class '{text}': this model file has no class names",
+                         f"give a class index between 0 and {n_classes - 1}")
+
+
+def _class_name(loaded, index: int, n_classes: int) -> str | None:
+    if loaded.class_names and index < len(loaded.class_names):
+        return loaded.class_names[index]
+    if n_classes == 1000:
+        from engine import imagenet  # noqa: PLC0415
+
+        return imagenet.class_names()[index]
+    return None
+
+
+def run_gradcam(args: argparse.Namespace) -> int:
+    from engine.inspect.cam import class_count, compute_cam, overlay, resize_heatmap  # noqa: PLC0415
+
+    out = _check_out(args.out, ".png", "--out")
+    heat_out = _check_out(args.save_heatmap, ".npy", "--save-heatmap") if args.save_heatmap else None
+    if not 0.0 <= args.alpha <= 1.0:
+        raise InvalidSetting(f"--alpha {args.alpha} is out of range", "use a value between 0 and 1")
+    loaded = _load(args)
+    image = _read_image(args.image)
+    n_classes = class_count(loaded.model, args.output_index)
+    class_index = _class_index(loaded, args.class_, n_classes)
+    result = compute_cam(loaded.model, _model_image(loaded, image), class_index=class_index, layer=args.layer,
+                         method=args.method, output_index=args.output_index)
+    heatmap = resize_heatmap(result.heatmap, image.shape[:2])
+    _write_png(out, overlay(image, heatmap, alpha=args.alpha))
+    if heat_out is not None:
+        _write_npy(heat_out, heatmap.astype(np.float32))
+    name = _class_name(loaded, result.class_index, n_classes)
+    if args.json:
+        print_json({**result.to_dict(), "heatmap_shape": list(heatmap.shape), "class_name": name,
+                    "model": loaded.label, "image": args.image, "out": str(out),
+                    "heatmap": str(heat_out) if heat_out else None})
+    else:
+        label = f"{result.class_index}" + (f" ({name})" if name else "")
+        say(f"{result.method} of class {label}, score {result.score:.3f}, at layer {result.layer}")
+        say(f"Wrote {out}" + (f" and {heat_out}" if heat_out else ""))
+    return 0

@@ -1,0 +1,130 @@
+"""`convscope layers | activations | filters | gradcam` on a saved model of the book's shape."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.cli import main
+from engine.tf_runtime import keras
+
+SIZE = 32
+
+
+@pytest.fixture()
+def model_file(tmp_path):
+    k = keras()
+    k.utils.set_random_seed(0)
+    inp = k.Input((SIZE, SIZE, 3))
+    x = k.layers.Rescaling(1 / 255.0)(inp)
+    x = k.layers.Conv2D(8, 3, activation="relu", name="conv1")(x)
+    x = k.layers.MaxPooling2D(name="pool1")(x)
+    x = k.layers.Conv2D(12, 3, activation="relu", name="conv2")(x)
+    base = k.Model(inp, x, name="tiny_base")
+    model = k.Sequential(
+        [k.Input((SIZE, SIZE, 3)), base, k.layers.Flatten(name="flatten"), k.layers.Dense(1, activation="sigmoid")],
+        name="book",
+    )
+    path = tmp_path / "book.keras"
+    model.save(path)
+    return path, model
+
+
+@pytest.fixture()
+def image_file(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    path = tmp_path / "photo.png"
+    Image.fromarray(pixels).save(path)
+    return path, pixels
+
+
+def test_layers_json_and_text(model_file, capsys):
+    path, _ = model_file
+    assert main(["layers", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    paths = [layer["path"] for layer in data["layers"]]
+    assert paths[0] == "tiny_base" and paths[-2] == "flatten"
+    assert [p for p in paths if p.startswith("tiny_base/conv") or p.endswith("pool1")] == [
+        "tiny_base/conv1", "tiny_base/pool1", "tiny_base/conv2"]
+    assert data["gradcam_layer"] == "tiny_base/conv2"
+    conv2 = next(layer for layer in data["layers"] if layer["path"] == "tiny_base/conv2")
+    assert conv2["output_shape"] == [None, 13, 13, 12] and conv2["is_conv"]
+    assert main(["layers", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "conv2" in text and "(None, 13, 13, 12)" in text and "Grad-CAM layer" in text
+
+
+def test_gradcam_writes_overlay_and_heatmap_at_the_images_size(model_file, image_file, tmp_path, capsys):
+    from engine.inspect.cam import compute_cam, resize_heatmap
+
+    path, model = model_file
+    image_path, pixels = image_file
+    out, heat = tmp_path / "cam.png", tmp_path / "cam.npy"
+    code = main(["gradcam", str(path), str(image_path), "--class", "0", "--out", str(out),
+                 "--save-heatmap", str(heat), "--json"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["class_index"] == 0 and data["layer"] == "tiny_base/conv2" and data["method"] == "gradcam"
+    saved = np.load(heat)
+    assert saved.shape == (48, 40) and saved.dtype == np.float32
+    assert 0.0 <= saved.min() and saved.max() <= 1.0
+    picture = np.asarray(Image.open(out))
+    assert picture.shape == (48, 40, 3)
+    # the same numbers as the engine on the image resized as in training
+    from engine.data.images import resize_rgb
+
+    expected = compute_cam(model, resize_rgb(pixels, SIZE), class_index=0)
+    np.testing.assert_allclose(saved, resize_heatmap(expected.heatmap, (48, 40)), atol=1e-4)
+    assert data["score"] == pytest.approx(expected.score, abs=1e-5)
+
+
+@pytest.mark.parametrize("method", ["gradcam++", "scorecam", "saliency"])
+def test_gradcam_methods(model_file, image_file, tmp_path, method):
+    path, _ = model_file
+    image_path, _ = image_file
+    out = tmp_path / f"{method}.png"
+    assert main(["gradcam", str(path), str(image_path), "--method", method, "--out", str(out)]) == 0
+    assert out.exists()
+
+
+def test_gradcam_user_errors_exit_2_with_one_line(model_file, image_file, tmp_path, capsys):
+    path, _ = model_file
+    image_path, _ = image_file
+    out = str(tmp_path / "x.png")
+    cases = [
+        (["--class", "5"], "class index 5 is out of range"),
+        (["--class", "cat"], "no class names"),
+        (["--layer", "flatten"], "not a spatial feature map"),
+        (["--layer", "tiny_base/conv9"], "no layer 'conv9'"),
+    ]
+    for extra, message in cases:
+        assert main(["gradcam", str(path), str(image_path), "--out", out, *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert main(["gradcam", str(path), str(tmp_path / "missing.jpg"), "--out", out]) == 2
+    assert "image file not found" in capsys.readouterr().err
+    assert main(["gradcam", str(path), str(image_path), "--out", str(tmp_path / "x.jpg")]) == 2
+    assert "must end in .png" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_activations_and_filters_commands(model_file, image_file, tmp_path, capsys):
+    path, _ = model_file
+    image_path, _ = image_file
+    grid = tmp_path / "grid.png"
+    assert main(["activations", str(path), str(image_path), "--layer", "conv1", "--out", str(grid),
+                 "--images-per-row", "3", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["layer"] == "tiny_base/conv1" and data["channels"] == 8
+    assert np.asarray(Image.open(grid)).shape == (3 * 30, 3 * 30)  # 8 channels, 3 per row → 3 rows
+    gallery = tmp_path / "filters.png"
+    assert main(["filters", str(path), "--layer", "tiny_base/conv2", "--count", "4", "--steps", "3",
+                 "--out", str(gallery), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["filters"] == [0, 1, 2, 3] and data["image_size"] == SIZE
+    assert np.asarray(Image.open(gallery)).shape == (SIZE, 4 * SIZE + 3 * 5, 3)
+    assert main(["filters", str(path), "--layer", "flatten", "--out", str(gallery)]) == 2
+    assert "not filters over an image" in capsys.readouterr().err
