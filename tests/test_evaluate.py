@@ -1,0 +1,68 @@
+"""Evaluation writes metrics.json: confusion matrix, per-class scores, misclassified files, predictions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imagegen import make_presplit_dataset, make_shapes_dataset
+
+from engine.errors import DatasetError
+from engine.train.config import TrainConfig
+from engine.train.evaluate import class_scores, compute_metrics, evaluate
+from engine.train.strategies import train
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    data = make_shapes_dataset(root / "shapes", per_class=20, size=48, classes=("circle", "square", "triangle"))
+    result = train(TrainConfig(data=str(data), image_size=48, batch_size=8, epochs=3, patience=0,
+                               learning_rate=1e-3, out=str(root / "run"), tensorboard=False))
+    return Path(result.run_dir), data
+
+
+def test_metrics_json_matches_the_test_split(trained_run):
+    run, _ = trained_run
+    result = evaluate(run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    test_lines = (run / "split" / "test.txt").read_text().splitlines()
+    matrix = np.array(metrics["confusion_matrix"])
+    assert matrix.shape == (3, 3) and matrix.sum() == len(test_lines) == result.count
+    assert metrics["accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
+    assert set(metrics["per_class"]) == {"circle", "square", "triangle"}
+    for i, name in enumerate(metrics["classes"]):
+        assert metrics["per_class"][name]["support"] == matrix[i].sum()
+    assert len(metrics["predictions"]) == result.count
+    wrong = [p for p in metrics["predictions"] if p["true"] != p["predicted"]]
+    assert len(metrics["misclassified"]) == len(wrong) == matrix.sum() - np.trace(matrix)
+    for p in metrics["predictions"]:
+        assert Path(p["path"]).is_file() and abs(sum(p["scores"]) - 1) < 1e-4
+    assert np.isfinite(metrics["loss"]) and metrics["loss"] > 0
+
+
+def test_evaluate_on_another_folder_and_class_mismatch(trained_run, tmp_path):
+    run, _ = trained_run
+    other = make_presplit_dataset(tmp_path / "other", counts=(2, 2, 3), size=48, classes=("square", "circle"),
+                                  seed=5)
+    result = evaluate(run, data=str(other))
+    assert result.count == 6  # the test/ folder only, classes matched by name
+    assert sum(map(sum, result.confusion_matrix)) == 6
+    stranger = make_shapes_dataset(tmp_path / "stranger", per_class=2, size=48, classes=("circle", "cross"))
+    with pytest.raises(DatasetError, match="cross"):
+        evaluate(run, data=str(stranger))
+
+
+def test_binary_scores_and_metrics_by_hand():
+    scores = class_scores(np.array([[0.9], [0.2], [0.6], [0.4]]), 2)
+    np.testing.assert_allclose(scores[:, 0] + scores[:, 1], 1.0)
+    labels = np.array([1, 0, 0, 1])
+    metrics = compute_metrics(scores, labels, ["a", "b"])
+    assert metrics["confusion_matrix"] == [[1, 1], [1, 1]]
+    assert metrics["accuracy"] == 0.5
+    assert metrics["per_class"]["b"]["precision"] == 0.5 and metrics["per_class"]["b"]["recall"] == 0.5
+    expected_loss = -np.mean(np.log([0.9, 0.8, 0.4, 0.4]))
+    assert metrics["loss"] == pytest.approx(expected_loss)
