@@ -240,3 +240,24 @@ def test_default_strategy_scope_is_used(shapes, tmp_path):
     with strategy.scope():
         result = train(_config(shapes, tmp_path, epochs=1))
     assert result.status == "finished"
+
+
+def test_scratch_with_augmentation_inside_the_model(shapes, tmp_path):
+    result = train(_config(shapes, tmp_path, augment=True, augmentation="mild", epochs=4, learning_rate=1e-3))
+    assert result.history["loss"][-1] < result.history["loss"][0]
+    model = _load(Path(result.run_dir) / "last.keras")
+    assert model.layers[1].name == "augmentation"
+    x = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 3)).astype("float32")
+    # augmentation is off at inference: the same image gives the same prediction
+    np.testing.assert_allclose(model.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_finetune_reuses_a_finished_features_augmented_run(shapes, tmp_path, tiny_base):
+    head_run = train(_config(shapes, tmp_path, strategy="features-augmented", base=tiny_base, augment=False,
+                             epochs=3, learning_rate=3e-3, out=str(tmp_path / "head")))
+    events, sink = _collect()
+    result = train(_config(shapes, tmp_path, strategy="finetune", base=tiny_base, augment=False, epochs=2,
+                           head_from_run=head_run.run_dir, out=str(tmp_path / "ft")), sink)
+    rows = rundir.read_history_rows(result.run_dir)
+    assert [r["phase"] for r in rows] == ["finetune", "finetune"]  # no head phase: it was reused
+    assert any("reusing the trained head" in getattr(e, "message", "") for e in events)

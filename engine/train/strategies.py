@@ -232,6 +232,8 @@ def _run(run_dir: Path, cfg: TrainConfig, split, emit: Sink, cancel: CancelToken
     batch_size = cfg.batch_size
     ctx = _Context(cfg=cfg, run_dir=run_dir, split=split, emit=sink, cancel=cancel, run=run,
                    scope=_distribution(cfg), resuming=resuming, batch_size=batch_size)
+    if cfg.distribute == "mirrored":
+        sink(Status(f"training on {ctx.scope.num_replicas_in_sync} replicas (MirroredStrategy)"))
     if batch_size > len(split.train):
         ctx.batch_size = len(split.train)
         ctx.warn(f"batch size {batch_size} is larger than the {len(split.train)} training images; "
