@@ -1,7 +1,8 @@
 """The ``convscope`` entry point.
 
-No arguments → the window. ``--screenshot DIR`` → save one PNG per tab and exit. ``--smoke`` → open
-the window, wait for TensorFlow, close, exit 0 (a check for packaged builds). Any other arguments
+No arguments → the window. ``--screenshot DIR`` → save one PNG per tab and exit. ``--smoke`` → the
+self-check of :mod:`app.smoke` (TensorFlow, the bundled base, a prediction, a Grad-CAM, the window;
+one JSON line; exit 0). Any other arguments
 → :func:`engine.cli.main` without importing Qt.
 """
 
@@ -27,7 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         from app.screenshot import main as screenshot_main  # noqa: PLC0415
 
         return screenshot_main(argv[1])
-    return run_gui(smoke=bool(argv and argv[0] == "--smoke"))
+    if argv and argv[0] == "--smoke":
+        from app.smoke import main as smoke_main  # noqa: PLC0415
+
+        return smoke_main(argv[1:])
+    return run_gui()
 
 
 def setup_logging() -> None:
