@@ -278,3 +278,28 @@ class TensorFlowGate(QLabel):
         for widget in self._widgets:
             widget.setEnabled(True)
         self.hide()
+
+
+def read_image(path: str):
+    """Read ``path`` as an RGB uint8 array inside a job; an unreadable file becomes a readable
+    :class:`engine.errors.InvalidSetting` (shown as a message, not as a bug)."""
+    from engine.data.images import UnusableImage, read_rgb  # noqa: PLC0415
+    from engine.errors import InvalidSetting  # noqa: PLC0415
+
+    try:
+        return read_rgb(path)
+    except UnusableImage as error:
+        raise InvalidSetting(f"cannot use image {path}: {error.reason}",
+                             "choose a JPEG, PNG, BMP, GIF, TIFF or WebP image") from None
+    except OSError as error:
+        raise InvalidSetting(f"cannot read image {path}: {error.strerror or error}",
+                             "check that the file exists and is readable") from None
+
+
+def model_input_size(model, default: int = 224) -> int:
+    """The square input size of ``model`` (its input shape), or ``default`` when it is open."""
+    try:
+        shape = tuple(model.inputs[0].shape)
+        return int(shape[1]) if shape[1] is not None else default
+    except (AttributeError, IndexError, TypeError):
+        return default

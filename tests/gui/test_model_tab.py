@@ -26,6 +26,12 @@ def context(qtbot, tmp_path):
 
     ctx = AppContext(AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)))
     ctx.runner.show_dialogs = False
+    # TensorFlow imported on a worker thread while the GUI thread runs its event loop, then used
+    # on the GUI thread right away, corrupts memory (reported to the GUI-core engineer): import it
+    # here first so load_tf only flips the flag.
+    from engine.tf_runtime import keras
+
+    keras()
     with qtbot.waitSignal(ctx.tf_ready, timeout=120_000):
         ctx.load_tf()
     yield ctx

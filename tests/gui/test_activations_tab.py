@@ -1,0 +1,159 @@
+"""Activations tab driven like a user: model + image → channel grid, enlarge, sparsity, nested bases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def context(qtbot, tmp_path):
+    from app.context import AppContext, AppSettings
+
+    ctx = AppContext(AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)))
+    ctx.runner.show_dialogs = False
+    # TensorFlow imported on a worker thread while the GUI thread runs its event loop, then used
+    # on the GUI thread right away, corrupts memory (reported to the GUI-core engineer): import it
+    # here first so load_tf only flips the flag.
+    from engine.tf_runtime import keras
+
+    keras()
+    with qtbot.waitSignal(ctx.tf_ready, timeout=120_000):
+        ctx.load_tf()
+    yield ctx
+    ctx.runner.cancel_all_and_wait(5000)
+
+
+@pytest.fixture
+def image_path(tmp_path):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    pixels[10:30, 12:36] = (250, 40, 40)
+    path = tmp_path / "photo.png"
+    Image.fromarray(pixels).save(path)
+    return str(path)
+
+
+def _loaded(model, **kw):
+    from engine.models.loading import LoadedModel
+
+    return LoadedModel(model=model, class_names=kw.get("class_names"), kind="file", input_size=None,
+                       label=model.name, source=f"{model.name}.keras")
+
+
+def _two_conv():
+    import keras
+
+    return keras.Sequential([
+        keras.Input((32, 32, 3)),
+        keras.layers.Rescaling(1 / 255.0, name="rescale"),
+        keras.layers.Conv2D(6, 3, activation="relu", name="conv_a"),
+        keras.layers.MaxPooling2D(name="pool"),
+        keras.layers.Conv2D(10, 3, activation="relu", name="conv_b"),
+        keras.layers.Flatten(name="flatten"),
+        keras.layers.Dense(1, activation="sigmoid", name="out"),
+    ], name="two_conv")
+
+
+def _book_shape():
+    import keras
+
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="block1_conv")(inp)
+    x = keras.layers.MaxPooling2D(name="block1_pool")(x)
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="block2_conv")(x)
+    base = keras.Model(inp, x, name="tiny_base")
+    return keras.Sequential([keras.Input((32, 32, 3)), base, keras.layers.Flatten(),
+                             keras.layers.Dense(1, activation="sigmoid", name="out")], name="book")
+
+
+def _tab(qtbot, context):
+    from app.tabs.activations import ActivationsTab
+
+    tab = ActivationsTab(context)
+    qtbot.addWidget(tab)
+    tab.resize(1280, 800)
+    return tab
+
+
+def test_grid_has_one_tile_per_channel_and_click_enlarges(qtbot, context, image_path):
+    from app.tabs.activations import GRID_MARGIN
+
+    tab = _tab(qtbot, context)
+    context.set_model(_loaded(_two_conv()))
+    assert tab.current_layer == "conv_a"  # the first conv layer is chosen by default
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        tab.show_image(image_path)
+    grid = tab.grid_image()
+    assert grid.shape == (30, 6 * 30 + 5 * GRID_MARGIN)  # 6 channels of 30×30 in one row
+    assert tab.input_view.image().shape == (40, 48, 3)
+
+    tab.per_row.setValue(4)  # 10 channels of 13×13 → 4 columns, 3 rows
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        tab.select_layer("conv_b")
+    assert tab.grid_image().shape == (3 * 13 + 2 * GRID_MARGIN, 4 * 13 + 3 * GRID_MARGIN)
+
+    # click inside the tile of channel 5 (row 1, column 1)
+    tab.grid_view.click_pixel(13 + GRID_MARGIN + 3, 13 + GRID_MARGIN + 3)
+    assert tab.current_channel == 5
+    assert tab.channel_view.image().shape == (13, 13)
+    assert "Channel 5" in tab.channel_title.text()
+
+    paths, zero = tab.sparsity_series()
+    assert paths == ["conv_a", "conv_b"] and all(0.0 <= z <= 1.0 for z in zero)
+    assert tab.stat_channels.text() == "10"
+
+
+def test_nested_base_is_a_tree_and_inner_layers_work(qtbot, context, image_path):
+    tab = _tab(qtbot, context)
+    context.set_model(_loaded(_book_shape()))
+    top = [tab.layer_tree.topLevelItem(i).text(0) for i in range(tab.layer_tree.topLevelItemCount())]
+    assert "tiny_base" in top
+    base_item = tab.layer_tree.topLevelItem(top.index("tiny_base"))
+    assert [base_item.child(i).text(0) for i in range(base_item.childCount())] == [
+        "block1_conv", "block1_pool", "block2_conv"]
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        tab.show_image(image_path)
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        context.layer_selected.emit("tiny_base/block1_pool")  # as the Model tab does
+    assert tab.current_layer == "tiny_base/block1_pool"
+    assert tab.grid_image().shape == (15, 4 * 15 + 3 * 2)
+
+
+def test_drop_an_image_file_on_the_tab(qtbot, context, image_path):
+    tab = _tab(qtbot, context)
+    context.set_model(_loaded(_two_conv()))
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(image_path)])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
+                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        tab.dropEvent(event)
+    assert tab.image_picker.current_path() == image_path
+    assert tab.grid_image() is not None
+
+
+def test_model_without_conv_layers_shows_the_engine_message_and_stays_usable(qtbot, context, image_path):
+    import keras
+
+    dense_only = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(name="flat"),
+                                   keras.layers.Dense(3, name="dense")], name="dense_only")
+    tab = _tab(qtbot, context)
+    context.set_model(_loaded(dense_only))
+    assert "no convolution layers" in tab.status.text()
+    with qtbot.waitSignal(context.runner.error_reported, timeout=60_000) as blocker:
+        tab.show_image(image_path)
+        tab.select_layer("dense")
+    assert "feature map" in blocker.args[1]  # the engine's IntrospectionError text
+    qtbot.waitUntil(lambda: not context.runner.busy)
+    assert "feature map" in tab.status.text()
+    assert tab.layer_tree.isEnabled()
+    # still usable: another model works
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        context.set_model(_loaded(_two_conv()))
+    assert tab.grid_image() is not None
