@@ -117,6 +117,7 @@ def test_gradcam_sigmoid_classes_are_complementary():
 
 
 def test_gradcam_softmax_functional_with_sequential_base_matches_reference():
+    """Softmax head, functional model with a Sequential base; the reported score is the probability."""
     from engine.inspect.cam import compute_cam, get_method
     from engine.inspect.layers import image_batch
 
@@ -127,8 +128,10 @@ def test_gradcam_softmax_functional_with_sequential_base_matches_reference():
     gap, dense = model.layers[2], model.layers[3]
     probs = np.asarray(model(image[None]))[0]
     for class_index in range(4):
-        ref_cam, ref_score = _reference_gradcam(
-            feature_model, lambda a: dense(gap(a)), image, lambda p, c=class_index: p[:, c]
+        # a softmax head is explained through its pre-softmax score (the Grad-CAM paper's y^c)
+        ref_cam, _ = _reference_gradcam(
+            feature_model, lambda a: tf().matmul(gap(a), dense.kernel) + dense.bias, image,
+            lambda z, c=class_index: z[:, c],
         )
         batch, _ = image_batch(model, image)
         raw, score = get_method("gradcam").raw_cam(model, batch, class_index, "seq_base/c2", 0)
@@ -279,3 +282,85 @@ def test_repeated_calls_reuse_one_trace():
         compute_cam(model, _image(seed), class_index=seed % 2)
     step = get_method("gradcam").compiled(model, "tiny_base/conv2", 0)
     assert step.experimental_get_tracing_count() == 1
+
+
+def _composite():
+    from engine.data.images import read_rgb_resized
+    from engine.paths import resources_dir
+
+    samples = resources_dir() / "samples"
+    cat = read_rgb_resized(samples / "chelsea.jpg", 224)
+    cup = read_rgb_resized(samples / "coffee.jpg", 224)
+    return np.concatenate([cat, cup], axis=1)  # 224 x 448: cat left, cup right
+
+
+@pytest.mark.slow
+def test_gradcam_on_imagenet_efficientnet_finds_the_cat_and_the_cup():
+    """The real pretrained base on real photos, the model re-traced at the composite's own 224 x 448
+    size (its head is global pooling): Grad-CAM puts over 90% of the heatmap mass on the cat half
+    for the classes the base predicts for the cat (tiger cat 282, tabby 281, Egyptian cat 285) and
+    on the cup half for espresso (967). Measured: 0.96, 0.93, 0.98 and 0.95. (Persian 283 and
+    Siamese 284, which the base does not see here, reach 0.80 and 0.85.) Grad-CAM++ and saliency
+    are blurrier but still favour the right half."""
+    from engine.bases.registry import get_base
+    from engine.inspect.cam import compute_cam, default_cam_layer
+
+    spec = get_base("efficientnet-lite0")
+    if not spec.weights_status().present:
+        pytest.skip("EfficientNet-Lite0 weights package not installed")
+    model = spec.build(include_top=True)
+    assert default_cam_layer(model) == spec.last_conv_layer
+    image = _composite()
+    half = image.shape[1] // 2
+
+    def share(class_index, method):
+        result = compute_cam(model, image, class_index=class_index, method=method, resize=False)
+        assert result.heatmap.shape == image.shape[:2]
+        left = result.heatmap[:, :half].sum() / result.heatmap.sum()
+        return left if class_index != 967 else 1 - left
+
+    for class_index in (281, 282, 285, 967):
+        assert share(class_index, "gradcam") > 0.9, class_index
+    for method in ("gradcam++", "saliency"):
+        assert share(285, method) > 0.5 and share(967, method) > 0.5, method
+
+
+@pytest.mark.slow
+def test_default_layer_of_the_book_shape_around_a_registry_base():
+    from engine.bases.registry import get_base
+    from engine.inspect.cam import compute_cam, default_cam_layer
+
+    spec = get_base("efficientnet-lite0")
+    if not spec.weights_status().present:
+        pytest.skip("EfficientNet-Lite0 weights package not installed")
+    k = keras()
+    base = spec.build(include_top=False, input_size=96)
+    model = k.Sequential([k.Input((96, 96, 3)), base, k.layers.Flatten(), k.layers.Dense(1, activation="sigmoid")])
+    assert default_cam_layer(model) == f"{base.name}/{spec.last_conv_layer}"
+    result = compute_cam(model, _composite(), class_index=0)
+    assert result.layer == f"{base.name}/{spec.last_conv_layer}" and result.heatmap.shape == (224, 448)
+
+
+def test_softmax_probability_target_when_softmax_is_a_separate_layer():
+    """Without a Dense+softmax head to read logits from, the target is the probability itself."""
+    from engine.inspect.cam import compute_cam, get_method, softmax_head
+    from engine.inspect.layers import image_batch
+
+    k = keras()
+    k.utils.set_random_seed(6)
+    inp = k.Input((SIZE, SIZE, 3))
+    x = k.layers.Conv2D(6, 3, activation="relu", name="conv")(k.layers.Rescaling(1 / 255.0)(inp))
+    x = k.layers.Dense(3)(k.layers.GlobalAveragePooling2D()(x))
+    model = k.Model(inp, k.layers.Softmax()(x))
+    assert softmax_head(model) is None
+    image = _image(8)
+    feature_model = k.Model(model.inputs[0], model.get_layer("conv").output)
+    after = model.layers[-3:]
+    ref_cam, ref_score = _reference_gradcam(
+        feature_model, lambda a: after[2](after[1](after[0](a))), image, lambda p: p[:, 2])
+    batch, _ = image_batch(model, image)
+    raw, score = get_method("gradcam").raw_cam(model, batch, 2, "conv", 0)
+    raw = np.maximum(raw, 0)
+    np.testing.assert_allclose(raw / raw.max(), ref_cam, atol=1e-5)
+    assert score == pytest.approx(ref_score, abs=1e-6)
+    assert compute_cam(model, image, class_index=2).score == pytest.approx(ref_score, abs=1e-6)

@@ -5,7 +5,8 @@ returns the chosen feature map *and* the model's output (so it works on a base n
 Sequential, see :mod:`engine.inspect.layers`), the gradient, the weighted channel sum, ReLU,
 normalisation to 0..1 and resizing to the image. Each variant only supplies its channel weights.
 Targets are small callables: a sigmoid head's class 1 is ``p`` and class 0 is ``1 − p``; a softmax
-head's class k is ``p[k]``. The class is passed to the compiled step as a tensor, so the same model,
+head's class k is its pre-softmax score ``z[k]`` (see :func:`softmax_head`; ``p[k]`` when the softmax
+is not a Dense layer's activation). The reported score is always the probability. The class is passed to the compiled step as a tensor, so the same model,
 layer and image size reuse one trace for every call (latency, and memory stable over many calls).
 """
 
@@ -27,7 +28,7 @@ from engine.inspect.layers import (
     resolve_layer,
     single_input_shape,
 )
-from engine.tf_runtime import tf
+from engine.tf_runtime import keras, tf
 
 METHODS = ("gradcam", "gradcam++", "scorecam", "saliency")
 
@@ -95,6 +96,40 @@ def _output_units(model, output_index: int) -> int:
 
 def _target_for(model, output_index: int):
     return BinaryTarget() if _output_units(model, output_index) == 1 else ClassTarget()
+
+
+def softmax_head(model, output_index: int = 0):
+    """The top-level Dense layer with a softmax activation that produces output ``output_index``,
+    or None. For such heads the CAM methods differentiate the class's pre-softmax score (logit), as
+    in the Grad-CAM paper: the softmax probability's gradient also pushes the other classes down,
+    which smears the map of one class over the evidence for its neighbours (tabby vs tiger cat)."""
+    k = keras()
+    if _output_units(model, output_index) < 2:
+        return None
+    target = model.outputs[output_index]
+    for layer in reversed(model.layers):
+        if not isinstance(layer, k.layers.Dense) or layer.activation is not k.activations.softmax:
+            continue
+        try:
+            produced = layer.output
+        except (AttributeError, ValueError):
+            continue
+        if produced is target:
+            return layer
+    return None
+
+
+def _logits(head, head_input):
+    """The pre-softmax scores of a Dense softmax head, from the live weights."""
+    t = tf()
+    return t.matmul(t.cast(head_input, head.kernel.dtype), head.kernel) + head.bias
+
+
+def _scores(model, output_index: int, outputs, head):
+    """(gradient target's input, probabilities) from a tap model's outputs [..., model outputs, head input]."""
+    n_out = output_count(model)
+    preds = outputs[-n_out - (1 if head is not None else 0) + output_index]
+    return (_logits(head, outputs[-1]) if head is not None else preds), preds
 
 
 # ----------------------------------------------------------------------------------------------
@@ -167,11 +202,28 @@ class CamMethod:
     def channel_weights(self, activations, gradients):  # (1, h, w, C) each → (1, C)
         raise NotImplementedError
 
+    input_shape = None  # set by compute_cam(resize=False): trace the model at the image's own size
+
+    def _tap(self, model, layers, head):
+        try:
+            return build_tap_model(model, layers, head=head, input_shape=self.input_shape)
+        except IntrospectionError:
+            raise
+        except (ValueError, TypeError) as error:
+            raise IntrospectionError(
+                f"model '{model.name}' cannot run on a {self.input_shape[0]}×{self.input_shape[1]} image ({error})",
+                "let ConvScope resize the image to the model's input size (resize=True)",
+            ) from None
+
+    def _key(self, *parts):
+        return ("cam", self.name, self.input_shape) + parts
+
     def compiled(self, model, layer: str, output_index: int):
         """A tf.function(image batch, class) → (cam (h, w) before ReLU, score), cached per model."""
 
         def factory():
-            tap = build_tap_model(model, [layer])
+            head = softmax_head(model, output_index)
+            tap = self._tap(model, [layer], head)
             target = _target_for(model, output_index)
             tf_mod = tf()
 
@@ -179,16 +231,17 @@ class CamMethod:
             def step(batch, class_index):
                 with tf_mod.GradientTape() as tape:
                     outputs = tap(batch, training=False)
-                    acts, preds = outputs[0], outputs[1 + output_index]
-                    score = target(preds, class_index)
+                    acts = outputs[0]
+                    scores, preds = _scores(model, output_index, outputs, head)
+                    score = target(scores, class_index)
                 grads = tape.gradient(score, acts)
                 weights = self.channel_weights(acts, grads)
                 cam = tf_mod.reduce_sum(acts * weights[:, None, None, :], axis=-1)[0]
-                return cam, score[0]
+                return cam, target(preds, class_index)[0]
 
             return step
 
-        return model_cache.get(model, ("cam", self.name, layer, output_index), factory)
+        return model_cache.get(model, self._key(layer, output_index), factory)
 
     def raw_cam(self, model, batch, class_index: int, layer: str, output_index: int):
         step = self.compiled(model, layer, output_index)
@@ -231,25 +284,28 @@ class ScoreCAM(CamMethod):
 
     def compiled(self, model, layer: str, output_index: int):
         def factory():
-            tap = build_tap_model(model, [layer])
+            head = softmax_head(model, output_index)
+            tap = self._tap(model, [layer], head)
             target = _target_for(model, output_index)
             tf_mod = tf()
 
             @tf_mod.function(reduce_retracing=True)
             def features(batch, class_index):
                 outputs = tap(batch, training=False)
-                return outputs[0], target(outputs[1 + output_index], class_index)
+                _, preds = _scores(model, output_index, outputs, head)
+                return outputs[0], target(preds, class_index)
 
             @tf_mod.function(reduce_retracing=True)
             def masked_scores(batch, masks, class_index):  # batch (1,H,W,C), masks (n,h,w) 0..1
                 size = tf_mod.shape(batch)[1:3]
                 up = tf_mod.image.resize(masks[..., None], size, method="bilinear")
                 outputs = tap(batch * up, training=False)
-                return target(outputs[1 + output_index], class_index)
+                scores, _ = _scores(model, output_index, outputs, head)
+                return target(scores, class_index)
 
             return features, masked_scores
 
-        return model_cache.get(model, ("cam", self.name, layer, output_index), factory)
+        return model_cache.get(model, self._key(layer, output_index), factory)
 
     def raw_cam(self, model, batch, class_index: int, layer: str, output_index: int):
         features, masked_scores = self.compiled(model, layer, output_index)
@@ -280,6 +336,8 @@ class Saliency(CamMethod):
 
     def compiled(self, model, layer: str, output_index: int):
         def factory():
+            head = softmax_head(model, output_index)
+            tap = self._tap(model, [], head)
             target = _target_for(model, output_index)
             tf_mod = tf()
 
@@ -287,15 +345,16 @@ class Saliency(CamMethod):
             def step(batch, class_index):
                 with tf_mod.GradientTape() as tape:
                     tape.watch(batch)
-                    outputs = model(batch, training=False)
-                    preds = outputs[output_index] if isinstance(outputs, (list, tuple)) else outputs
-                    score = target(preds, class_index)
+                    outputs = tap(batch, training=False)
+                    outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+                    scores, preds = _scores(model, output_index, outputs, head)
+                    score = target(scores, class_index)
                 grads = tape.gradient(score, batch)
-                return tf_mod.reduce_max(tf_mod.abs(grads), axis=-1)[0], score[0]
+                return tf_mod.reduce_max(tf_mod.abs(grads), axis=-1)[0], target(preds, class_index)[0]
 
             return step
 
-        return model_cache.get(model, ("cam", self.name, output_index), factory)
+        return model_cache.get(model, self._key(output_index), factory)
 
 
 _METHODS = {cls.name: cls for cls in (GradCAM, GradCAMPlusPlus, ScoreCAM, Saliency)}
@@ -338,17 +397,28 @@ def compute_cam(
     layer: str | None = None,
     method: str = "gradcam",
     output_index: int = 0,
+    resize: bool = True,
 ) -> CamResult:
     """A class activation map of ``image`` (raw RGB (H, W, 3), 0..255) for ``class_index``
     (default: the predicted class) at ``layer`` (default: :func:`default_cam_layer`).
 
     Returns the float heatmap (H, W) in 0..1 at the image's own size; see :func:`overlay`.
+    An image of another size than the model's fixed input is resized to it, unless ``resize`` is
+    False: then the model is re-traced at the image's own size (fully convolutional models with a
+    global pooling head; a Flatten head cannot, and says so).
     """
     cam_method = get_method(method)
-    single_input_shape(model)
+    shape = single_input_shape(model)
     n_classes = class_count(model, output_index)
-    batch, size = image_batch(model, image)
+    array = np.asarray(image)
+    if not resize and array.ndim == 3 and len(shape) == 4 and tuple(array.shape) != tuple(shape[1:]):
+        cam_method.input_shape = tuple(array.shape)
+        batch, size = array.astype(np.float32)[None], tuple(array.shape[:2])
+    else:
+        batch, size = image_batch(model, image)
     if class_index is None:
+        if cam_method.input_shape is not None:
+            raise IntrospectionError("give a class index when resize=False", "e.g. the class predicted on the resized image")
         scores = predict_scores(model, batch, output_index)
         class_index = int(scores[0] >= 0.5) if scores.shape[-1] == 1 else int(np.argmax(scores))
     if isinstance(class_index, bool) or not isinstance(class_index, (int, np.integer)):

@@ -26,6 +26,7 @@ from engine.errors import IntrospectionError
 from engine.tf_runtime import keras
 
 SEP = "/"
+HEAD_INPUT = "\x00head-input"  # record key of the tensor entering the output layer
 
 
 @dataclass(frozen=True)
@@ -177,13 +178,13 @@ def output_count(model) -> int:
 # one-graph tap models
 
 
-def _trace(model, x, targets: list[str], record: dict, prefix: str):
+def _trace(model, x, targets: list[str], record: dict, prefix: str, head=None):
     """Apply ``model`` to the symbolic tensor ``x`` layer by layer, recording the outputs of the
     layers named by ``targets`` (paths relative to ``model``) in ``record`` (full path → tensor)."""
     wanted: dict[str, list[str]] = {}
     for target in targets:
-        head, _, rest = target.partition(SEP)
-        wanted.setdefault(head, []).append(rest)
+        first, _, rest = target.partition(SEP)
+        wanted.setdefault(first, []).append(rest)
 
     def call(layer, *args, _record=None, **kwargs):
         rec = record if _record is None else _record
@@ -200,6 +201,8 @@ def _trace(model, x, targets: list[str], record: dict, prefix: str):
             out = layer(*args, **kwargs)
         if "" in subs:
             rec.setdefault(prefix + layer.name, out)
+        if head is not None and layer is head:
+            rec.setdefault(HEAD_INPUT, args[0])
         return out
 
     keras_mod = keras()
@@ -244,12 +247,13 @@ def _recording_call(call, record, layer, *args, **kwargs):
     return call(layer, *args, _record=record, **kwargs)
 
 
-def build_tap_model(model, layer_paths: list[str], with_outputs: bool = True, input_shape=None):
+def build_tap_model(model, layer_paths: list[str], with_outputs: bool = True, input_shape=None, head=None):
     """A keras.Model, sharing ``model``'s layers and weights, whose outputs are the tensors of
     ``layer_paths`` (canonical paths) followed, when ``with_outputs``, by the model's own outputs.
 
     ``input_shape`` (without batch axis) overrides the model's input shape, e.g. to run a fully
-    convolutional part on another image size.
+    convolutional part on another image size. ``head``: a top-level layer of ``model`` whose input
+    tensor is appended as the last output (to compute pre-softmax scores from its weights).
     """
     keras_mod = keras()
     shape = single_input_shape(model)
@@ -257,7 +261,7 @@ def build_tap_model(model, layer_paths: list[str], with_outputs: bool = True, in
     x = keras_mod.Input(shape=tuple(input_shape) if input_shape else shape[1:], dtype=dtype)
     paths = [canonical_path(model, p) for p in layer_paths]
     record: dict = {}
-    final = _trace(model, x, paths, record, "")
+    final = _trace(model, x, paths, record, "", head=head)
     missing = [p for p in paths if p not in record]
     if missing:
         raise IntrospectionError(
@@ -267,6 +271,10 @@ def build_tap_model(model, layer_paths: list[str], with_outputs: bool = True, in
     outs = [record[p] for p in paths]
     if with_outputs:
         outs += final if isinstance(final, list) else [final]
+    if head is not None:
+        if HEAD_INPUT not in record:
+            raise IntrospectionError(f"layer '{head.name}' is not called in model '{model.name}'")
+        outs.append(record[HEAD_INPUT])
     return keras_mod.Model(x, outs)
 
 
