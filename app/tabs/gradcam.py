@@ -1,0 +1,379 @@
+"""Grad-CAM tab: where in the image the model found the evidence for a class (Chollet 5.4.3).
+
+Image + model + class (the model's top-k prediction, or any class by name or index) + method
+(Grad-CAM, Grad-CAM++, Score-CAM, saliency) + target layer (the engine's default unless chosen).
+The heatmap comes from ``engine.inspect.cam.compute_cam`` in the job runner; the overlay is
+re-blended on the GUI thread when the opacity slider moves (``engine.inspect.cam.overlay`` is cheap).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QComboBox,
+    QCompleter,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.widgets.image_view import ImageView
+from app.widgets.model_source import (
+    ImagePicker,
+    ModelSourcePicker,
+    TensorFlowGate,
+    dropped_image_path,
+    read_image,
+)
+
+METHOD_LABELS = (("Grad-CAM", "gradcam"), ("Grad-CAM++", "gradcam++"), ("Score-CAM", "scorecam"),
+                 ("Saliency (gradients)", "saliency"))
+TOP_K = 5
+
+
+def resolve_class(text: str, names: list[str], imagenet: bool) -> int:
+    """A class typed by the user (name or index) → index; InvalidSetting naming the choices."""
+    from engine.errors import InvalidSetting  # noqa: PLC0415
+
+    text = text.strip()
+    if imagenet:
+        from engine.imagenet import class_index  # noqa: PLC0415
+
+        return class_index(text)
+    if text.isdigit() and 0 <= int(text) < len(names):
+        return int(text)
+    lowered = [n.lower() for n in names]
+    if text.lower() in lowered:
+        return lowered.index(text.lower())
+    raise InvalidSetting(f"unknown class '{text}'",
+                         "choose one of: " + ", ".join(f"{i} {n}" for i, n in enumerate(names[:20])))
+
+
+class GradCamTab(QWidget):
+    title = "Grad-CAM"
+    done = Signal()
+
+    def __init__(self, context, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.setAcceptDrops(True)
+        self._loaded = None
+        self._class_names: list[str] = []
+        self._image_path = ""
+        self._pixels: np.ndarray | None = None
+        self._heatmap: np.ndarray | None = None
+        self._class_index: int | None = None  # requested; None = the predicted class
+        self._default_layer: str | None = None
+        self._handle = None
+        self.result = None  # the last engine CamResult
+        self.top: list[tuple[int, str, float]] = []
+        self.last_error = ""
+
+        self.model_picker = ModelSourcePicker(context, self)
+        self.image_picker = ImagePicker(self)
+        self.method_combo = QComboBox(self)
+        for label, key in METHOD_LABELS:
+            self.method_combo.addItem(label, key)
+        self.layer_combo = QComboBox(self)
+        self.layer_combo.setMinimumContentsLength(22)
+        self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.layer_combo.setToolTip("The feature map to explain (Grad-CAM looks at the last conv layer by default)")
+        self.class_edit = QLineEdit(self)
+        self.class_edit.setPlaceholderText("any class: name or index")
+        self.class_edit.setToolTip("Leave empty for the predicted class; or pick one in the list on the left")
+        self.run_button = QPushButton("Explain", self)
+        self.run_button.setDefault(True)
+        self.top_list = QListWidget(self)
+        self.top_list.setToolTip("The model's prediction; click a class to see its evidence")
+        self.opacity = QSlider(Qt.Orientation.Horizontal, self)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(40)
+        self.opacity_label = QLabel("40 %", self)
+        self.save_button = QPushButton("Save overlay as PNG…", self)
+        self.save_button.setEnabled(False)
+        self.info = QLabel("", self)
+        self.info.setWordWrap(True)
+        self.info.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.original_view = ImageView(self, placeholder="Original")
+        self.overlay_view = ImageView(self, placeholder="Overlay")
+        self.status = QLabel("Pick a model and an image (or drop an image file here).", self)
+        self.status.setWordWrap(True)
+        self.gate = TensorFlowGate(context, [self.model_picker, self.image_picker, self.run_button,
+                                             self.class_edit, self.layer_combo, self.top_list], self)
+
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Method:", self))
+        controls.addWidget(self.method_combo)
+        controls.addWidget(QLabel("Layer:", self))
+        controls.addWidget(self.layer_combo, 1)
+        controls.addWidget(QLabel("Class:", self))
+        controls.addWidget(self.class_edit, 1)
+        controls.addWidget(self.run_button)
+        side = QWidget(self)
+        side.setFixedWidth(270)
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.addWidget(QLabel("<b>Prediction</b> (click a class)", self))
+        side_layout.addWidget(self.top_list, 2)
+        opacity_row = QHBoxLayout()
+        opacity_row.addWidget(QLabel("Opacity:", self))
+        opacity_row.addWidget(self.opacity, 1)
+        opacity_row.addWidget(self.opacity_label)
+        side_layout.addLayout(opacity_row)
+        side_layout.addWidget(self.save_button)
+        side_layout.addWidget(self.info, 1)
+        views = QGridLayout()
+        views.addWidget(QLabel("Original", self), 0, 0)
+        views.addWidget(QLabel("Heatmap overlay", self), 0, 1)
+        views.addWidget(self.original_view, 1, 0)
+        views.addWidget(self.overlay_view, 1, 1)
+        views.setRowStretch(1, 1)
+        body = QHBoxLayout()
+        body.addWidget(side)
+        body.addLayout(views, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.gate)
+        layout.addWidget(self.model_picker)
+        layout.addWidget(self.image_picker)
+        layout.addLayout(controls)
+        layout.addLayout(body, 1)
+        layout.addWidget(self.status)
+
+        self.image_picker.image_selected.connect(self._on_image_picked)
+        self.run_button.clicked.connect(self._on_run_clicked)
+        self.class_edit.returnPressed.connect(self._on_run_clicked)
+        self.top_list.itemClicked.connect(self._on_top_clicked)
+        self.opacity.valueChanged.connect(self._reblend)
+        self.save_button.clicked.connect(self._on_save_clicked)
+        context.model_changed.connect(self.set_model)
+        context.layer_selected.connect(self.select_layer)
+        if getattr(context, "current_model", None) is not None:
+            self.set_model(context.current_model)
+
+    # -- public API -----------------------------------------------------------------------------
+    def show_image(self, path: str, class_index: int | None = None) -> None:
+        """Explain ``path`` (for ``class_index``, default the predicted class)."""
+        self._image_path = str(path)
+        self._pixels = None
+        self.image_picker.set_path(self._image_path)
+        self._class_index = class_index
+        self.class_edit.clear()
+        self.run()
+
+    @Slot(str)
+    def select_layer(self, path: str) -> bool:
+        index = self.layer_combo.findData(path)
+        if index < 0:
+            return False
+        self.layer_combo.setCurrentIndex(index)
+        return True
+
+    def set_method(self, key: str) -> None:
+        self.method_combo.setCurrentIndex(self.method_combo.findData(key))
+
+    @Slot()
+    def run(self) -> None:
+        """Predict and compute the map for the current image, class, method and layer."""
+        if self._loaded is None or not self._image_path:
+            self.status.setText("Pick a model and an image first.")
+            return
+        loaded, path, pixels = self._loaded, self._image_path, self._pixels
+        class_index, typed = self._class_index, self.class_edit.text().strip()
+        names, imagenet = list(self._class_names), loaded.kind == "imagenet"
+        method, layer = self.method_combo.currentData(), self.layer_combo.currentData()
+
+        def job(emit, cancel):
+            from engine.events import Status  # noqa: PLC0415
+            from engine.inspect.cam import compute_cam  # noqa: PLC0415
+            from engine.predict import default_mode, predict_arrays, prepare_image  # noqa: PLC0415
+
+            image = pixels if pixels is not None else read_image(path)
+            emit(Status(f"Predicting {Path(path).name}"))
+            size = loaded.input_size or int(loaded.model.inputs[0].shape[1] or 224)
+            top = predict_arrays(loaded, prepare_image(image, size, default_mode(loaded))[None], top_k=TOP_K)[0]
+            cancel.raise_if_cancelled()
+            wanted = resolve_class(typed, names, imagenet) if typed else class_index
+            if wanted is None:
+                wanted = top[0][0]
+            emit(Status(f"{method} for class {wanted}"))
+            result = compute_cam(loaded.model, image, class_index=wanted, layer=layer, method=method)
+            return {"image": image, "top": top, "result": result, "model": loaded.model, "path": path}
+
+        self.run_button.setEnabled(False)
+        self.status.setText("Computing…")
+        self._handle = self.context.runner.start("Grad-CAM", job, group="gradcam")
+        self._handle.finished.connect(self._on_finished)
+        self._handle.failed.connect(self._on_failed)
+        self._handle.cancelled.connect(self._on_cancelled)
+
+    def overlay_image(self) -> np.ndarray | None:
+        return self.overlay_view.displayed_image()
+
+    def save_overlay(self, path: str) -> None:
+        """Write the overlay as it is shown (current opacity) to ``path`` as a PNG."""
+        from PIL import Image  # noqa: PLC0415
+
+        from engine.atomic import save_with  # noqa: PLC0415
+
+        image = self.overlay_view.image()
+        if image is None:
+            return
+        save_with(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"), suffix=".png")
+
+    # -- model ----------------------------------------------------------------------------------
+    @Slot(object)
+    def set_model(self, loaded) -> None:
+        self._loaded = loaded
+        self._heatmap = None
+        self.result = None
+        self.top_list.clear()
+        self.overlay_view.clear("Overlay")
+        self.save_button.setEnabled(False)
+        self.layer_combo.clear()
+        self._class_names = []
+        if loaded is None:
+            return
+        from engine.errors import ConvScopeError  # noqa: PLC0415
+        from engine.inspect.cam import class_count, default_cam_layer  # noqa: PLC0415
+        from engine.inspect.layers import list_layers  # noqa: PLC0415
+        from engine.predict import class_names_for  # noqa: PLC0415
+
+        try:
+            self._default_layer = default_cam_layer(loaded.model)
+            self.layer_combo.addItem(f"default: {self._default_layer}", None)
+            self.status.setText("Ready." if self._image_path else "Pick an image (or drop one here).")
+        except ConvScopeError as error:
+            self._default_layer = None
+            self.layer_combo.addItem("(no conv layer)", None)
+            self.status.setText(f"⚠ {error}")
+        for info in list_layers(loaded.model):
+            if info.is_spatial and not info.is_model:
+                self.layer_combo.addItem(info.path, info.path)
+        try:
+            self._class_names = class_names_for(loaded, class_count(loaded.model))
+        except ConvScopeError:
+            self._class_names = []
+        if loaded.kind == "imagenet":
+            from engine.imagenet import class_names  # noqa: PLC0415
+
+            completions = class_names()
+        else:
+            completions = self._class_names
+        completer = QCompleter(completions, self.class_edit)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.class_edit.setCompleter(completer)
+        if self._image_path:
+            self.run()
+
+    # -- job outcome ----------------------------------------------------------------------------
+    @Slot(object)
+    def _on_finished(self, outcome: dict) -> None:
+        self.run_button.setEnabled(True)
+        if self._loaded is None or outcome["model"] is not self._loaded.model or outcome["path"] != self._image_path:
+            self.done.emit()
+            return
+        self._pixels = outcome["image"]
+        result = outcome["result"]
+        self.result, self.top = result, outcome["top"]
+        self._heatmap = result.heatmap
+        self._fill_top(outcome["top"], result.class_index)
+        self.original_view.set_image(self._pixels)
+        self._reblend(keep_view=False)
+        self.save_button.setEnabled(True)
+        name = self._class_names[result.class_index] if result.class_index < len(self._class_names) else ""
+        self.info.setText(
+            f"<b>{name or 'class'}</b> (#{result.class_index})<br>score {result.score:.3f}<br>"
+            f"method {self.method_combo.currentText()}<br>layer {result.layer}"
+        )
+        self.status.setText(f"{Path(self._image_path).name}: evidence for '{name or result.class_index}'.")
+        self.done.emit()
+
+    @Slot(object)
+    def _on_failed(self, error: object) -> None:
+        self.run_button.setEnabled(True)
+        self.last_error = str(error)
+        self.status.setText(f"⚠ {error}")
+        self.done.emit()
+
+    @Slot()
+    def _on_cancelled(self) -> None:
+        self.run_button.setEnabled(True)
+        self.status.setText("Cancelled.")
+        self.done.emit()
+
+    def _fill_top(self, top, chosen: int) -> None:
+        self.top_list.clear()
+        listed = False
+        for index, name, prob in top:
+            item = QListWidgetItem(f"{name}  —  {prob:.1%}")
+            item.setData(Qt.ItemDataRole.UserRole, index)
+            item.setToolTip(f"class {index}")
+            self.top_list.addItem(item)
+            if index == chosen:
+                item.setSelected(True)
+                self.top_list.setCurrentItem(item)
+                listed = True
+        if not listed and chosen < len(self._class_names):
+            item = QListWidgetItem(f"{self._class_names[chosen]}  (chosen)")
+            item.setData(Qt.ItemDataRole.UserRole, chosen)
+            self.top_list.addItem(item)
+            self.top_list.setCurrentItem(item)
+
+    # -- slots ----------------------------------------------------------------------------------
+    @Slot(str)
+    def _on_image_picked(self, path: str) -> None:
+        self.show_image(path)
+
+    @Slot()
+    def _on_run_clicked(self) -> None:
+        self.run()
+
+    @Slot(QListWidgetItem)
+    def _on_top_clicked(self, item: QListWidgetItem) -> None:
+        self._class_index = int(item.data(Qt.ItemDataRole.UserRole))
+        self.class_edit.clear()
+        self.run()
+
+    @Slot(int)
+    def _reblend(self, _value: int | None = None, keep_view: bool = True) -> None:
+        alpha = self.opacity.value() / 100.0
+        self.opacity_label.setText(f"{self.opacity.value()} %")
+        if self._pixels is None or self._heatmap is None:
+            return
+        from engine.inspect.cam import overlay  # noqa: PLC0415
+
+        self.overlay_view.set_image(overlay(self._pixels, self._heatmap, alpha=alpha), keep_view=keep_view)
+
+    @Slot()
+    def _on_save_clicked(self) -> None:
+        suggested = Path(self._image_path).stem + "_gradcam.png" if self._image_path else "gradcam.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Save overlay", suggested, "PNG images (*.png)")
+        if path:
+            if not path.lower().endswith(".png"):
+                path += ".png"
+            self.save_overlay(path)
+            self.status.setText(f"Saved {path}")
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if dropped_image_path(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
+        path = dropped_image_path(event.mimeData())
+        if path:
+            event.acceptProposedAction()
+            self.show_image(path)

@@ -1,0 +1,168 @@
+"""Grad-CAM tab driven like a user: overlay + opacity, classes of a sigmoid head, methods, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QSettings
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def context(qtbot, tmp_path):
+    from app.context import AppContext, AppSettings
+
+    ctx = AppContext(AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)))
+    ctx.runner.show_dialogs = False
+    # TensorFlow imported on a worker thread while the GUI thread runs its event loop, then used
+    # on the GUI thread right away, corrupts memory (reported to the GUI-core engineer): import it
+    # here first so load_tf only flips the flag.
+    from engine.tf_runtime import keras
+
+    keras()
+    with qtbot.waitSignal(ctx.tf_ready, timeout=120_000):
+        ctx.load_tf()
+    yield ctx
+    ctx.runner.cancel_all_and_wait(5000)
+
+
+@pytest.fixture
+def image_path(tmp_path):
+    pixels = np.full((36, 44, 3), 30, np.uint8)
+    pixels[8:28, 10:30] = (240, 220, 40)
+    path = tmp_path / "square.png"
+    Image.fromarray(pixels).save(path)
+    return str(path)
+
+
+def _loaded(model, names):
+    from engine.models.loading import LoadedModel
+
+    return LoadedModel(model=model, class_names=names, kind="run", input_size=32, label=model.name,
+                       source=f"/runs/{model.name}")
+
+
+def _softmax_model():
+    import keras
+
+    keras.utils.set_random_seed(1)
+    return keras.Sequential([
+        keras.Input((32, 32, 3)),
+        keras.layers.Rescaling(1 / 255.0),
+        keras.layers.Conv2D(6, 3, activation="relu", name="conv_a"),
+        keras.layers.Conv2D(8, 3, activation="relu", name="conv_b"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3, activation="softmax", name="probs"),
+    ], name="three_way")
+
+
+def _book_shape():
+    import keras
+
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inp)
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="block1_conv")(x)
+    x = keras.layers.MaxPooling2D(name="block1_pool")(x)
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="block2_conv")(x)
+    base = keras.Model(inp, x, name="tiny_base")
+    return keras.Sequential([keras.Input((32, 32, 3)), base, keras.layers.Flatten(),
+                             keras.layers.Dense(1, activation="sigmoid", name="out")], name="book")
+
+
+def _tab(qtbot, context):
+    from app.tabs.gradcam import GradCamTab
+
+    tab = GradCamTab(context)
+    qtbot.addWidget(tab)
+    tab.resize(1280, 800)
+    return tab
+
+
+def test_overlay_is_shown_and_opacity_reblends_without_recomputing(qtbot, context, image_path, tmp_path):
+    tab = _tab(qtbot, context)
+    context.set_model(_loaded(_softmax_model(), ["ant", "bee", "cat"]))
+    assert tab.layer_combo.itemText(0) == "default: conv_b"
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        tab.show_image(image_path)
+    assert tab.last_error == ""
+    assert tab.top_list.count() == 3  # top-k capped at the 3 classes
+    assert tab.top[0][1] in ("ant", "bee", "cat")
+    assert tab.result.class_index == tab.top[0][0]  # the predicted class by default
+    before = tab.overlay_image().copy()
+    assert before.shape == (36, 44, 3)  # at the image's own size
+    assert tab.original_view.image().shape == (36, 44, 3)
+    jobs_before = len(context.runner._jobs)
+    tab.opacity.setValue(90)
+    after = tab.overlay_image()
+    assert not np.array_equal(before, after)
+    assert not context.runner.busy and len(context.runner._jobs) == jobs_before  # no job: re-blended
+
+    # any class by name, another method and layer
+    tab.class_edit.setText("BEE")
+    tab.set_method("gradcam++")
+    assert tab.select_layer("conv_a")
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        tab.run_button.click()
+    assert tab.result.class_index == 1 and tab.result.layer == "conv_a" and tab.result.method == "gradcam++"
+
+    out = tmp_path / "overlay.png"
+    tab.save_overlay(str(out))
+    assert np.asarray(Image.open(out)).shape == (36, 44, 3)
+
+
+def test_book_shape_sigmoid_head_both_classes(qtbot, context, image_path):
+    tab = _tab(qtbot, context)
+    context.set_model(_loaded(_book_shape(), ["cats", "dogs"]))
+    assert tab.layer_combo.itemText(0) == "default: tiny_base/block2_conv"
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        tab.show_image(image_path, class_index=0)
+    assert tab.last_error == ""
+    assert sorted(name for _, name, _ in tab.top) == ["cats", "dogs"]  # both classes listed
+    assert abs(sum(p for _, _, p in tab.top) - 1.0) < 1e-5
+    assert tab.result.class_index == 0
+    dog_item = next(tab.top_list.item(i) for i in range(tab.top_list.count())
+                    if tab.top_list.item(i).text().startswith("dogs"))
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        tab._on_top_clicked(dog_item)  # what a click on "dogs" does
+    assert tab.result.class_index == 1
+    assert tab.result.layer == "tiny_base/block2_conv"
+    assert tab.overlay_image() is not None
+
+
+def test_model_tab_selection_reaches_the_gradcam_tab(qtbot, context):
+    from app.tabs.activations import ActivationsTab
+    from app.tabs.filters import FiltersTab
+    from app.tabs.model_graph import ModelTab
+
+    gradcam = _tab(qtbot, context)
+    model_tab, activations, filters = ModelTab(context), ActivationsTab(context), FiltersTab(context)
+    for widget in (model_tab, activations, filters):
+        qtbot.addWidget(widget)
+    context.set_model(_loaded(_book_shape(), ["cats", "dogs"]))
+    assert model_tab.select_layer("tiny_base/block1_conv")
+    assert gradcam.layer_combo.currentData() == "tiny_base/block1_conv"
+    assert activations.current_layer == "tiny_base/block1_conv"
+    assert filters.layer_combo.currentData() == "tiny_base/block1_conv"
+
+
+def test_model_without_conv_layers_shows_the_engine_message_and_stays_usable(qtbot, context, image_path):
+    import keras
+
+    dense_only = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+                                   keras.layers.Dense(2, activation="softmax", name="probs")], name="dense_only")
+    tab = _tab(qtbot, context)
+    context.set_model(_loaded(dense_only, ["a", "b"]))
+    assert "no convolution layer" in tab.status.text()
+    with qtbot.waitSignal(context.runner.error_reported, timeout=60_000) as blocker:
+        tab.show_image(image_path)
+    assert "no convolution layer" in blocker.args[1]
+    qtbot.waitUntil(lambda: tab.run_button.isEnabled())
+    # still usable: saliency needs no conv layer
+    tab.set_method("saliency")
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        tab.run()
+    assert tab.result is not None and tab.result.layer == "input"
+    assert tab.overlay_image().shape == (36, 44, 3)
