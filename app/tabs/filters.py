@@ -1,0 +1,305 @@
+"""Filters tab: what each filter of a conv layer responds to (Chollet 5.4.2).
+
+Pick a layer and a range of filters, Generate: ``engine.inspect.filters.generate_patterns`` runs
+gradient ascent in the job runner, reporting a Progress event per step and a PartialResult per
+finished pattern, so the gallery grows while it works. Cancel keeps what is finished. Click a
+pattern to enlarge it; save the gallery as a PNG.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.widgets.image_view import ImageView
+from app.widgets.model_source import ModelSourcePicker, TensorFlowGate
+
+PER_ROW = 8
+MARGIN = 5
+
+
+class FiltersTab(QWidget):
+    title = "Filters"
+    done = Signal()
+
+    def __init__(self, context, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self._loaded = None
+        self._handle = None
+        self._patterns: dict[int, np.ndarray] = {}  # filter index → uint8 pattern, as they arrive
+        self._indices: list[int] = []  # the filters shown, gallery order
+        self.result = None  # the last engine FilterResult
+        self.last_error = ""
+        self.current_filter: int | None = None
+
+        self.model_picker = ModelSourcePicker(context, self)
+        self.layer_combo = QComboBox(self)
+        self.layer_combo.setMinimumContentsLength(24)
+        self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.first_spin = QSpinBox(self)
+        self.first_spin.setRange(0, 4095)
+        self.first_spin.setToolTip("First filter index")
+        self.count_spin = QSpinBox(self)
+        self.count_spin.setRange(1, 512)
+        self.count_spin.setValue(16)
+        self.count_spin.setToolTip("How many filters, from the first one")
+        self.steps_spin = QSpinBox(self)
+        self.steps_spin.setRange(1, 1000)
+        self.steps_spin.setValue(40)
+        self.steps_spin.setToolTip("Gradient-ascent steps per filter (the book uses 40)")
+        self.generate_button = QPushButton("Generate", self)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setEnabled(False)
+        self.save_button = QPushButton("Save gallery as PNG…", self)
+        self.save_button.setEnabled(False)
+        self.progress = QProgressBar(self)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("Idle")
+        self.gallery_view = ImageView(self, placeholder="Choose a conv layer and press Generate")
+        self.pattern_view = ImageView(self, placeholder="click a pattern")
+        self.pattern_title = QLabel("Pattern —", self)
+        self.pattern_title.setWordWrap(True)
+        self.status = QLabel("", self)
+        self.status.setWordWrap(True)
+        self.gate = TensorFlowGate(context, [self.model_picker, self.layer_combo, self.generate_button], self)
+
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Layer:", self))
+        controls.addWidget(self.layer_combo, 1)
+        controls.addWidget(QLabel("First:", self))
+        controls.addWidget(self.first_spin)
+        controls.addWidget(QLabel("Count:", self))
+        controls.addWidget(self.count_spin)
+        controls.addWidget(QLabel("Steps:", self))
+        controls.addWidget(self.steps_spin)
+        controls.addWidget(self.generate_button)
+        controls.addWidget(self.cancel_button)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.save_button)
+        side = QWidget(self)
+        side.setFixedWidth(300)
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.addWidget(self.pattern_title)
+        side_layout.addWidget(self.pattern_view, 1)
+        body = QHBoxLayout()
+        body.addWidget(self.gallery_view, 1)
+        body.addWidget(side)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.gate)
+        layout.addWidget(self.model_picker)
+        layout.addLayout(controls)
+        layout.addLayout(progress_row)
+        layout.addLayout(body, 1)
+        layout.addWidget(self.status)
+
+        self.generate_button.clicked.connect(self.generate)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.save_button.clicked.connect(self._on_save_clicked)
+        self.layer_combo.currentIndexChanged.connect(self._on_layer_changed)
+        self.gallery_view.clicked.connect(self._on_gallery_clicked)
+        context.model_changed.connect(self.set_model)
+        context.layer_selected.connect(self.select_layer)
+        if getattr(context, "current_model", None) is not None:
+            self.set_model(context.current_model)
+
+    # -- public API -----------------------------------------------------------------------------
+    @Slot(str)
+    def select_layer(self, path: str) -> bool:
+        index = self.layer_combo.findData(path)
+        if index < 0:
+            return False
+        self.layer_combo.setCurrentIndex(index)
+        return True
+
+    @Slot()
+    def generate(self) -> None:
+        """Start generating the patterns of the chosen filters (cancels a running generation)."""
+        if self._loaded is None:
+            self.status.setText("Load a model first.")
+            return
+        from engine.inspect.filters import FilterConfig  # noqa: PLC0415
+
+        layer = self.layer_combo.currentData()
+        config = FilterConfig(layer=layer or "", first=self.first_spin.value(), count=self.count_spin.value(),
+                              steps=self.steps_spin.value(), images_per_row=PER_ROW, margin=MARGIN)
+        model = self._loaded.model
+
+        def job(emit, cancel):
+            from engine.inspect.filters import generate_patterns  # noqa: PLC0415
+
+            return generate_patterns(model, config, emit, cancel)
+
+        self._patterns, self._indices, self.result = {}, [], None
+        self.gallery_view.clear("Generating…")
+        self.pattern_view.clear("click a pattern")
+        self.generate_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.save_button.setEnabled(False)
+        self.progress.setRange(0, 0)
+        self.progress.setFormat("Starting…")
+        self.status.setText(f"Gradient ascent on {layer}, filters {config.first}–{config.first + config.count - 1}")
+        self._handle = self.context.runner.start("Filter patterns", job, group="filters")
+        self._handle.event.connect(self._on_event)
+        self._handle.progress.connect(self._on_progress)
+        self._handle.finished.connect(self._on_finished)
+        self._handle.failed.connect(self._on_failed)
+        self._handle.cancelled.connect(self._on_cancelled)
+
+    @Slot()
+    def cancel(self) -> None:
+        if self._handle is not None and self._handle.running:
+            self._handle.cancel()
+
+    def gallery_image(self) -> np.ndarray | None:
+        return self.gallery_view.image()
+
+    def pattern_count(self) -> int:
+        return len(self._indices)
+
+    def save_gallery(self, path: str) -> None:
+        from PIL import Image  # noqa: PLC0415
+
+        from engine.atomic import save_with  # noqa: PLC0415
+
+        image = self.gallery_view.image()
+        if image is not None:
+            save_with(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"), suffix=".png")
+
+    # -- model ----------------------------------------------------------------------------------
+    @Slot(object)
+    def set_model(self, loaded) -> None:
+        self.cancel()
+        self._loaded = loaded
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        if loaded is not None:
+            from engine.inspect.layers import list_layers  # noqa: PLC0415
+
+            for info in list_layers(loaded.model):
+                if info.is_conv:
+                    channels = info.output_shape[-1] if info.output_shape else "?"
+                    self.layer_combo.addItem(f"{info.path}  ({channels} filters)", info.path)
+                    self.layer_combo.setItemData(self.layer_combo.count() - 1, channels, Qt.ItemDataRole.UserRole + 1)
+        self.layer_combo.blockSignals(False)
+        if loaded is not None and self.layer_combo.count() == 0:
+            self.status.setText(f"Model '{loaded.model.name}' has no convolution layers: no filters to show.")
+        else:
+            self.status.setText("")
+        self.generate_button.setEnabled(self.gate.ready and self.layer_combo.count() > 0)
+        self._on_layer_changed(self.layer_combo.currentIndex())
+
+    @Slot(int)
+    def _on_layer_changed(self, index: int) -> None:
+        channels = self.layer_combo.itemData(index, Qt.ItemDataRole.UserRole + 1) if index >= 0 else None
+        if isinstance(channels, int):
+            self.first_spin.setMaximum(max(channels - 1, 0))
+
+    # -- job ----------------------------------------------------------------------------------
+    @Slot(object)
+    def _on_event(self, event) -> None:
+        from engine.events import PartialResult  # noqa: PLC0415
+
+        if isinstance(event, PartialResult) and isinstance(event.value, np.ndarray):
+            try:
+                index = int(str(event.key).rsplit(":", 1)[1])
+            except (IndexError, ValueError):
+                return
+            self._patterns[index] = event.value
+            self._show_gallery()
+
+    @Slot(int, int)
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"step {done} / {total}")
+
+    def _show_gallery(self, image: np.ndarray | None = None) -> None:
+        from engine.inspect.filters import gallery  # noqa: PLC0415
+
+        self._indices = sorted(self._patterns)
+        if image is None:
+            if not self._indices:
+                return
+            image = gallery(np.stack([self._patterns[i] for i in self._indices]), PER_ROW, MARGIN)
+        self.gallery_view.set_image(image, keep_view=True)
+        self.save_button.setEnabled(True)
+
+    @Slot(object)
+    def _on_finished(self, result) -> None:
+        self.result = result
+        self._patterns = dict(zip(result.filter_indices, result.patterns))
+        self._show_gallery(result.gallery)
+        self._idle(f"{len(result.filter_indices)} patterns of {result.layer}. Click one to enlarge it.")
+
+    @Slot(object)
+    def _on_failed(self, error: object) -> None:
+        self.last_error = str(error)
+        self._idle(f"⚠ {error}")
+
+    @Slot()
+    def _on_cancelled(self) -> None:
+        self._idle(f"Cancelled: {len(self._patterns)} pattern(s) finished.")
+
+    def _idle(self, message: str) -> None:
+        self.generate_button.setEnabled(self.layer_combo.count() > 0)
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1 if self.result is not None else 0)
+        self.progress.setFormat("Done" if self.result is not None else "Idle")
+        self.status.setText(message)
+        self.done.emit()
+
+    # -- enlarge / save -------------------------------------------------------------------------
+    @Slot(int, int)
+    def _on_gallery_clicked(self, x: int, y: int) -> None:
+        if not self._indices:
+            return
+        size = self._patterns[self._indices[0]].shape[0]
+        cols = max(1, min(PER_ROW, len(self._indices)))
+        col, row = x // (size + MARGIN), y // (size + MARGIN)
+        if x % (size + MARGIN) >= size or y % (size + MARGIN) >= size or col >= cols:
+            return
+        position = row * cols + col
+        if position < len(self._indices):
+            self.show_pattern(self._indices[position])
+
+    def show_pattern(self, filter_index: int) -> None:
+        pattern = self._patterns.get(filter_index)
+        if pattern is None:
+            return
+        self.current_filter = filter_index
+        self.pattern_view.set_image(pattern)
+        extra = ""
+        if self.result is not None and filter_index in self.result.filter_indices:
+            i = self.result.filter_indices.index(filter_index)
+            extra = (f"<br>mean activation {self.result.start_activation[i]:.3g} on noise → "
+                     f"{self.result.final_activation[i]:.3g} on the pattern")
+        layer = self.result.layer if self.result is not None else self.layer_combo.currentData()
+        self.pattern_title.setText(f"<b>Filter {filter_index}</b> of {layer}{extra}")
+
+    @Slot()
+    def _on_save_clicked(self) -> None:
+        layer = (self.layer_combo.currentData() or "filters").replace("/", "_")
+        path, _ = QFileDialog.getSaveFileName(self, "Save gallery", f"{layer}_filters.png", "PNG images (*.png)")
+        if path:
+            if not path.lower().endswith(".png"):
+                path += ".png"
+            self.save_gallery(path)
+            self.status.setText(f"Saved {path}")

@@ -1,0 +1,120 @@
+"""Filters tab driven like a user: generate a range of filters live, enlarge, save, cancel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QSettings
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def context(qtbot, tmp_path):
+    from app.context import AppContext, AppSettings
+
+    ctx = AppContext(AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)))
+    ctx.runner.show_dialogs = False
+    # TensorFlow imported on a worker thread while the GUI thread runs its event loop, then used
+    # on the GUI thread right away, corrupts memory (reported to the GUI-core engineer): import it
+    # here first so load_tf only flips the flag.
+    from engine.tf_runtime import keras
+
+    keras()
+    with qtbot.waitSignal(ctx.tf_ready, timeout=120_000):
+        ctx.load_tf()
+    yield ctx
+    ctx.runner.cancel_all_and_wait(5000)
+
+
+def _loaded(model):
+    from engine.models.loading import LoadedModel
+
+    return LoadedModel(model=model, class_names=None, kind="file", input_size=None, label=model.name,
+                       source=f"{model.name}.keras")
+
+
+def _two_conv():
+    import keras
+
+    keras.utils.set_random_seed(3)
+    return keras.Sequential([
+        keras.Input((32, 32, 3)),
+        keras.layers.Rescaling(1 / 255.0),
+        keras.layers.Conv2D(6, 3, activation="relu", name="conv_a"),
+        keras.layers.Conv2D(10, 3, activation="relu", name="conv_b"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(2, activation="softmax"),
+    ], name="two_conv")
+
+
+def _tab(qtbot, context):
+    from app.tabs.filters import FiltersTab
+
+    tab = FiltersTab(context)
+    qtbot.addWidget(tab)
+    tab.resize(1280, 800)
+    return tab
+
+
+def test_gallery_has_the_requested_filters_live_and_enlarges(qtbot, context, tmp_path):
+    from app.tabs.filters import MARGIN
+
+    tab = _tab(qtbot, context)
+    context.set_model(_loaded(_two_conv()))
+    assert [tab.layer_combo.itemData(i) for i in range(tab.layer_combo.count())] == ["conv_a", "conv_b"]
+    assert tab.select_layer("conv_b")
+    tab.first_spin.setValue(2)
+    tab.count_spin.setValue(5)
+    tab.steps_spin.setValue(3)
+    partials, progress = [], []
+    with qtbot.waitSignal(tab.done, timeout=120_000):
+        tab.generate_button.click()
+        tab._handle.event.connect(partials.append)
+        tab._handle.progress.connect(lambda done, total: progress.append((done, total)))
+    assert tab.last_error == ""
+    assert tab.pattern_count() == 5
+    assert tab.result.filter_indices == [2, 3, 4, 5, 6]
+    assert tab.gallery_image().shape == (32, 5 * 32 + 4 * MARGIN, 3)
+    assert progress and progress[-1][0] == progress[-1][1]  # per-step progress reached the end
+    assert tab.progress.format() == "Done"
+    # click the third pattern (filter 4)
+    tab.gallery_view.click_pixel(2 * (32 + MARGIN) + 5, 5)
+    assert tab.current_filter == 4
+    assert tab.pattern_view.image().shape == (32, 32, 3)
+    assert "Filter 4" in tab.pattern_title.text()
+    out = tmp_path / "gallery.png"
+    tab.save_gallery(str(out))
+    assert np.asarray(Image.open(out)).shape == tab.gallery_image().shape
+
+
+def test_cancel_stops_and_keeps_the_tab_usable(qtbot, context):
+    tab = _tab(qtbot, context)
+    context.set_model(_loaded(_two_conv()))
+    tab.count_spin.setValue(6)
+    tab.steps_spin.setValue(1000)
+    with qtbot.waitSignal(tab.done, timeout=120_000):
+        tab.generate()
+        qtbot.waitUntil(lambda: tab.progress.maximum() > 1, timeout=60_000)  # running: step progress
+        tab.cancel_button.click()
+    assert "Cancelled" in tab.status.text()
+    assert tab.generate_button.isEnabled() and not tab.cancel_button.isEnabled()
+    tab.steps_spin.setValue(2)
+    tab.count_spin.setValue(2)
+    with qtbot.waitSignal(tab.done, timeout=120_000):
+        tab.generate()
+    assert tab.pattern_count() == 2
+
+
+def test_bad_range_shows_the_engine_message(qtbot, context):
+    tab = _tab(qtbot, context)
+    context.set_model(_loaded(_two_conv()))
+    tab.select_layer("conv_a")
+    tab.first_spin.setMaximum(100)
+    tab.first_spin.setValue(50)  # conv_a has 6 filters
+    with qtbot.waitSignal(context.runner.error_reported, timeout=60_000) as blocker:
+        tab.generate()
+    assert "6 filters" in blocker.args[1]
+    qtbot.waitUntil(lambda: tab.generate_button.isEnabled())
+    assert "6 filters" in tab.status.text()
