@@ -246,7 +246,9 @@ class FiltersTab(QWidget):
         self.result = result
         self._patterns = dict(zip(result.filter_indices, result.patterns))
         self._show_gallery(result.gallery)
-        self._idle(f"{len(result.filter_indices)} patterns of {result.layer}. Click one to enlarge it.")
+        dead = int(np.sum(np.asarray(result.final_activation) == 0))
+        note = f" {dead} of them never fired (no gradient: plain noise)." if dead else ""
+        self._idle(f"{len(result.filter_indices)} patterns of {result.layer}.{note} Click one to enlarge it.")
 
     @Slot(object)
     def _on_failed(self, error: object) -> None:
@@ -291,6 +293,9 @@ class FiltersTab(QWidget):
             i = self.result.filter_indices.index(filter_index)
             extra = (f"<br>mean activation {self.result.start_activation[i]:.3g} on noise → "
                      f"{self.result.final_activation[i]:.3g} on the pattern")
+            if self.result.final_activation[i] == 0:
+                extra += "<br><i>This filter never fired from the start noise, so the ascent had no gradient "\
+                         "(common for untrained or deep ReLU filters): the pattern is the noise itself.</i>"
         layer = self.result.layer if self.result is not None else self.layer_combo.currentData()
         self.pattern_title.setText(f"<b>Filter {filter_index}</b> of {layer}{extra}")
 
