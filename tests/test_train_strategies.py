@@ -261,3 +261,21 @@ def test_finetune_reuses_a_finished_features_augmented_run(shapes, tmp_path, tin
     rows = rundir.read_history_rows(result.run_dir)
     assert [r["phase"] for r in rows] == ["finetune", "finetune"]  # no head phase: it was reused
     assert any("reusing the trained head" in getattr(e, "message", "") for e in events)
+
+
+def test_memory_estimate_warns_before_training(shapes, tmp_path, monkeypatch):
+    import engine.train.strategies as strategies
+
+    monkeypatch.setattr(strategies, "_available_memory", lambda: 4 * 2**20)  # a 4 MiB machine
+    events, sink = _collect()
+    result = train(_config(shapes, tmp_path, epochs=1, batch_size=16), sink)
+    warnings = [e.message for e in events if "out of memory" in getattr(e, "message", "")]
+    assert len(warnings) == 1 and "batch size 16" in warnings[0]
+    first_epoch = next(i for i, e in enumerate(events) if isinstance(e, EpochEnded))
+    assert events.index(next(e for e in events if "out of memory" in getattr(e, "message", ""))) < first_epoch
+    assert result.status == "finished"
+    # and a realistic machine gets no warning for the same small run
+    monkeypatch.setattr(strategies, "_available_memory", lambda: 16 * 2**30)
+    events2, sink2 = _collect()
+    train(_config(shapes, tmp_path, epochs=1, batch_size=16, out=str(tmp_path / "r2")), sink2)
+    assert not [e for e in events2 if "out of memory" in getattr(e, "message", "")]
