@@ -121,6 +121,9 @@ def load_keras_file(path: str | os.PathLike, trust: bool = False, compile: bool 
             TRUST_HINT,
         )
     k = keras()
+    from engine.data.augment import register_layers  # noqa: PLC0415
+
+    register_layers()  # ConvScope's own layers must be registered before Keras deserializes them
     try:
         if trust:
             return k.saving.load_model(str(path), compile=compile, safe_mode=False)
@@ -230,7 +233,11 @@ def _without_compile_config(config: dict) -> dict:
 
 def unsafe_parts(config: Any) -> list[str]:
     """What in a Keras config needs arbitrary code: Lambda layers, Python lambdas, objects from
-    modules outside Keras. Empty list when the model uses only Keras's own classes."""
+    modules outside Keras. Empty list when the model uses only Keras's own classes and ConvScope's
+    own registered layers (``engine.data.augment.REGISTERED_LAYERS``, matched by exact registered
+    name, module and class name)."""
+    from engine.data.augment import REGISTERED_LAYERS  # noqa: PLC0415 - no TensorFlow
+
     found: list[str] = []
 
     def note(text: str) -> None:
@@ -241,10 +248,13 @@ def unsafe_parts(config: Any) -> list[str]:
         if isinstance(node, dict):
             class_name = node.get("class_name")
             module = node.get("module")
+            registered = node.get("registered_name")
             if class_name == "Lambda":
                 note("a Lambda layer")
             elif class_name in ("__lambda__", "__function__"):
                 note("serialized Python code")
+            elif isinstance(registered, str) and REGISTERED_LAYERS.get(registered) == (module, class_name):
+                pass  # ConvScope's own layer
             elif isinstance(module, str) and module != "keras" and not module.startswith("keras."):
                 note(f"custom object '{class_name}' from module '{module}'")
             elif isinstance(node.get("registered_name"), str) and ">" in node["registered_name"]:
