@@ -136,10 +136,25 @@ class AppContext(QObject):
 
 def _load_tensorflow(emit, cancel):
     from engine.events import Status  # noqa: PLC0415
-    from engine.tf_runtime import keras  # noqa: PLC0415
+    from engine.tf_runtime import keras, tf  # noqa: PLC0415
 
     emit(Status("Loading TensorFlow…"))
-    keras()
+    k = keras()
+    # Warm-up on this thread: run the kinds of ops later jobs use once, here. Without it, the first
+    # eager op in another worker thread segfaulted (TF 2.21, Keras 3.15) whenever TensorFlow had
+    # been imported on a worker while the GUI thread ran its event loop (reproduced 5/5; 0/5 with
+    # the warm-up).
+    import numpy as np  # noqa: PLC0415
+
+    x = np.zeros((1, 8, 8, 3), np.float32)
+    k.ops.flip(x, axis=2)
+    k.layers.RandomFlip("horizontal")(x, training=True)
+    k.layers.Conv2D(2, 3)(x)
+    t = tf()
+    with t.GradientTape() as tape:
+        v = t.Variable(x)
+        y = t.reduce_sum(v * 2.0)
+    tape.gradient(y, v)
     return True
 
 

@@ -41,11 +41,15 @@ from engine.events import (
     JobCancelled,
     Progress,
     RunStarted,
+    Status,
 )
 
 log = logging.getLogger("convscope.app")
 
-WAKE_INTERVAL_S = 0.05  # at most ~20 hand-overs a second for per-batch progress events
+WAKE_INTERVAL_S = 0.05
+# Jobs started with ``exclusive=True`` run one at a time (a safety valve for work that must not
+# overlap other exclusive work); ordinary jobs run side by side.
+EXCLUSIVE_LOCK = threading.Lock()  # at most ~20 hand-overs a second for per-batch progress events
 
 JobFn = Callable[[Callable[[Event], None], CancelToken], Any]
 
@@ -185,8 +189,9 @@ class JobHandle(QObject):
 
 
 class _Worker(QRunnable):
-    def __init__(self, handle: JobHandle, fn: JobFn) -> None:
+    def __init__(self, handle: JobHandle, fn: JobFn, exclusive: bool = False) -> None:
         super().__init__()
+        self._exclusive = exclusive
         self.setAutoDelete(True)
         self._handle = handle
         self._bridge = handle._bridge
@@ -194,7 +199,17 @@ class _Worker(QRunnable):
 
     def run(self) -> None:  # worker thread
         handle, token = self._handle, self._handle.token
+        locked = False
         try:
+            if self._exclusive:
+                waited = False
+                while not EXCLUSIVE_LOCK.acquire(timeout=0.05):
+                    if not waited:
+                        waited = True
+                        handle._emit_from_worker(Status("Waiting for the running job…"))
+                    token.raise_if_cancelled()
+                locked = True
+            token.raise_if_cancelled()
             value = self._fn(handle._emit_from_worker, token)
         except JobCancelled:
             self._bridge.done.emit("cancelled", None, None)
@@ -207,6 +222,9 @@ class _Worker(QRunnable):
         else:
             outcome = "cancelled" if token.cancelled and _looks_cancelled(value) else "finished"
             self._bridge.done.emit(outcome, value, None)
+        finally:
+            if locked:
+                EXCLUSIVE_LOCK.release()
 
 
 def _looks_cancelled(value: Any) -> bool:
@@ -223,7 +241,7 @@ class JobRunner(QObject):
     job_ended = Signal(object)  # JobHandle
     error_reported = Signal(str, str, str)  # job name, message, details
 
-    def __init__(self, parent: QObject | None = None, max_threads: int = 4) -> None:
+    def __init__(self, parent: QObject | None = None, max_threads: int = 8) -> None:
         super().__init__(parent)
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(max_threads)
@@ -233,9 +251,9 @@ class JobRunner(QObject):
         self._last_box: QMessageBox | None = None
 
     # ---- starting and cancelling
-    def start(self, name: str, fn: JobFn, group: str | None = None) -> JobHandle:
+    def start(self, name: str, fn: JobFn, group: str | None = None, exclusive: bool = False) -> JobHandle:
         """Run ``fn(emit, cancel)`` on a worker thread. A running job of the same ``group``
-        (default: the same ``name``) is cancelled first."""
+        (default: the same ``name``) is cancelled first. ``exclusive`` jobs wait for each other."""
         group = group or name
         for job in self._jobs:
             if job.group == group and job.running:
@@ -246,7 +264,7 @@ class JobRunner(QObject):
         handle.ended.connect(self._on_handle_ended)
         was_busy = self.busy
         self._jobs.append(handle)
-        self._pool.start(_Worker(handle, fn))
+        self._pool.start(_Worker(handle, fn, exclusive))
         self.job_started.emit(handle)
         if not was_busy:
             self.busy_changed.emit(True)

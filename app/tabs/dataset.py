@@ -414,7 +414,7 @@ class DatasetTab(QWidget):
         if not self._preview_path or not self.context.tf_is_ready or self.preset_combo.count() == 0:
             return None
         path, preset = self._preview_path, self.preset_combo.currentText()
-        seed = int(np.random.default_rng().integers(0, 2**31 - 1))
+        seed = int(np.random.default_rng().integers(0, 10_000))
 
         def job(emit, cancel):
             from engine.data.augment import augmentation_preview  # noqa: PLC0415

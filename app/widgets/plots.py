@@ -95,6 +95,17 @@ class TrainingCurves(QWidget):
         series.y.append(float(y))
         self._schedule()
 
+    def truncate(self, metric: str, after_x: float) -> None:
+        """Drop the points of ``metric`` right of ``after_x`` (the per-batch points of an epoch
+        are replaced by the epoch's value when it ends)."""
+        series = self.live.get(metric)
+        if series is None:
+            return
+        while series.x and series.x[-1] > after_x:
+            series.x.pop()
+            series.y.pop()
+        self._schedule()
+
     def set_history(self, history: dict[str, list[float]]) -> None:
         """Show a whole run's history (per-epoch lists) as the live series."""
         self.clear_live()
