@@ -218,7 +218,8 @@ class _Worker(QRunnable):
                 # errors raised while tearing down a cancelled job are not the user's problem
                 self._bridge.done.emit("cancelled", None, None)
             else:
-                self._bridge.done.emit("failed", error, traceback.format_exc())
+                details = "" if isinstance(error, ConvScopeError) else traceback.format_exc()
+                self._bridge.done.emit("failed", error, details)
         else:
             outcome = "cancelled" if token.cancelled and _looks_cancelled(value) else "finished"
             self._bridge.done.emit(outcome, value, None)

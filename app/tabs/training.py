@@ -418,10 +418,15 @@ class TrainingTab(QWidget):
         values = self.form_values()
         config = values.to_config()
         self.save_settings()
+        lr_text = self.lr_edit.text().strip()
 
         def job(emit, cancel):
+            from engine.errors import InvalidSetting  # noqa: PLC0415
             from engine.train.strategies import train  # noqa: PLC0415
 
+            if values.learning_rate is not None and values.learning_rate != values.learning_rate:
+                raise InvalidSetting(f"learning rate '{lr_text}' is not a number",
+                                     "type one such as 1e-4, or leave it empty for the default")
             return train(config, emit=emit, cancel=cancel)
 
         return self._start_job("Training", job)
