@@ -61,3 +61,31 @@ def test_killed_training_resumes_without_lost_or_repeated_epochs(tmp_path):
     assert rundir.read_state(run)["status"] == "finished"
     # the resumed run kept learning from the restored weights and optimizer, not from scratch
     assert after[len(before)]["loss"] < after[0]["loss"] and after[-1]["loss"] < after[0]["loss"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_run_with_the_book_augmentation_resumes_in_a_fresh_process(tmp_path):
+    # The book preset is ConvScope's own registered layer: a new process must know it before
+    # Keras reads last.keras back (it did not, once).
+    from engine.events import CancelToken, EpochEnded
+    from engine.train.config import TrainConfig
+    from engine.train.strategies import train
+
+    data = make_shapes_dataset(tmp_path / "shapes", per_class=10, size=48)
+    run = tmp_path / "run"
+    cancel = CancelToken()
+
+    def stop_after_first_epoch(event):
+        if isinstance(event, EpochEnded):
+            cancel.cancel()
+
+    config = TrainConfig(data=str(data), strategy="scratch", image_size=48, batch_size=4, epochs=3,
+                         augment=True, augmentation="book", patience=0, out=str(run), tensorboard=False)
+    result = train(config, stop_after_first_epoch, cancel)
+    assert result.status == "cancelled" and result.epochs_done == 1
+
+    resumed = subprocess.run([sys.executable, "-m", "engine.cli", "train", "--resume", str(run), "--json-events"],
+                             cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert [r["epoch"] for r in rundir.read_history_rows(run)] == [1, 2, 3]

@@ -283,7 +283,11 @@ def _checkpointer(ctx: _Context, model, prefix: str = "") -> Callable[[str, int]
 
 
 def load_keras(path: Path):
-    return keras().models.load_model(str(path))
+    """Load a run's own checkpoint (optimizer state included) through the safe loader, which
+    also registers ConvScope's augmentation layer before Keras deserializes it."""
+    from engine.models.loading import load_keras_file  # noqa: PLC0415
+
+    return load_keras_file(path, compile=True)
 
 
 def _augmentation(ctx: _Context):
