@@ -140,10 +140,7 @@ def _load_tensorflow(emit, cancel):
 
     emit(Status("Loading TensorFlow…"))
     k = keras()
-    # Warm-up on this thread: run the kinds of ops later jobs use once, here. Without it, the first
-    # eager op in another worker thread segfaulted (TF 2.21, Keras 3.15) whenever TensorFlow had
-    # been imported on a worker while the GUI thread ran its event loop (reproduced 5/5; 0/5 with
-    # the warm-up).
+    # Warm-up: pay the one-time op/kernel set-up here, not in the user's first job.
     import numpy as np  # noqa: PLC0415
 
     x = np.zeros((1, 8, 8, 3), np.float32)

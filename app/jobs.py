@@ -3,7 +3,7 @@ loading TensorFlow) runs here, off the GUI thread.
 
 A job is ``fn(emit, cancel) -> result`` — an engine entry point with its config bound. The runner:
 
-* runs it on a worker thread of its own :class:`QThreadPool`;
+* runs it on a worker thread of its own (a Python thread per job; see :class:`_Worker`);
 * turns the engine events the job emits into the :attr:`JobHandle.event` Qt signal, delivered on
   the GUI thread. Events are queued and handed over in batches, at most every ``WAKE_INTERVAL_S``
   for the chatty per-batch progress events (of which only the newest is kept), so a fast training
@@ -29,7 +29,7 @@ import traceback
 from collections import deque
 from typing import Any, Callable
 
-from PySide6.QtCore import QCoreApplication, QElapsedTimer, QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QElapsedTimer, QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton, QWidget
 
 from engine.errors import ConvScopeError
@@ -188,11 +188,16 @@ class JobHandle(QObject):
         self.ended.emit()
 
 
-class _Worker(QRunnable):
+class _Worker:
+    """Runs one job on its own Python thread.
+
+    Not a QThreadPool runnable: with TensorFlow 2.21 imported on a pool thread while the GUI thread
+    ran its event loop, later eager/tf.data ops on pool threads segfaulted (5 of 5 runs); the same
+    work on Python threads never did (0 of 20)."""
+
     def __init__(self, handle: JobHandle, fn: JobFn, exclusive: bool = False) -> None:
-        super().__init__()
         self._exclusive = exclusive
-        self.setAutoDelete(True)
+        self.thread = threading.Thread(target=self.run, name=f"job:{handle.name}", daemon=True)
         self._handle = handle
         self._bridge = handle._bridge
         self._fn = fn
@@ -242,10 +247,9 @@ class JobRunner(QObject):
     job_ended = Signal(object)  # JobHandle
     error_reported = Signal(str, str, str)  # job name, message, details
 
-    def __init__(self, parent: QObject | None = None, max_threads: int = 8) -> None:
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(max_threads)
+        self._threads: list[threading.Thread] = []
         self._jobs: list[JobHandle] = []
         self.dialog_parent: QWidget | None = None
         self.show_dialogs = True
@@ -265,7 +269,10 @@ class JobRunner(QObject):
         handle.ended.connect(self._on_handle_ended)
         was_busy = self.busy
         self._jobs.append(handle)
-        self._pool.start(_Worker(handle, fn, exclusive))
+        worker = _Worker(handle, fn, exclusive)
+        self._threads = [t for t in self._threads if t.is_alive()]
+        self._threads.append(worker.thread)
+        worker.thread.start()
         self.job_started.emit(handle)
         if not was_busy:
             self.busy_changed.emit(True)
@@ -300,8 +307,10 @@ class JobRunner(QObject):
         timer = QElapsedTimer()
         timer.start()
         while True:
-            if self._pool.waitForDone(20):
+            self._threads = [t for t in self._threads if t.is_alive()]
+            if not self._threads:
                 break
+            self._threads[0].join(0.02)
             if timer.elapsed() > timeout_ms:
                 log.warning("jobs still running after %d ms: %s", timeout_ms,
                             [job.name for job in self.running_jobs()])
@@ -314,10 +323,12 @@ class JobRunner(QObject):
         """Wait (processing events) until no job runs, without cancelling. For scripts and tests."""
         timer = QElapsedTimer()
         timer.start()
-        while self.busy or self._pool.activeThreadCount():
+        while self.busy or any(t.is_alive() for t in self._threads):
             if timer.elapsed() > timeout_ms:
                 return False
-            self._pool.waitForDone(10)
+            alive = [t for t in self._threads if t.is_alive()]
+            if alive:
+                alive[0].join(0.01)
             QCoreApplication.processEvents()
         return True
 

@@ -1,0 +1,62 @@
+"""The Evaluation tab driven as a user would: pick a trained run, read the metrics, click a
+confusion cell, open an image's Grad-CAM, predict dropped images."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = [pytest.mark.gui, pytest.mark.slow]
+
+
+@pytest.fixture
+def trained_run(tmp_path, shapes):
+    from engine.train.config import TrainConfig
+    from engine.train.strategies import train
+
+    result = train(TrainConfig(data=str(shapes), strategy="scratch", epochs=1, batch_size=8, image_size=48,
+                               augment=False, out=str(tmp_path / "run"), tensorboard=False))
+    return result.run_dir
+
+
+class FakeGradCamTab:
+    def __init__(self):
+        self.shown = []
+
+    def show_image(self, path, class_index=None):
+        self.shown.append(path)
+
+
+def test_metrics_confusion_gallery_and_gradcam(tf_context, qtbot, trained_run, shapes):
+    from app.tabs.evaluation import EvaluationTab
+
+    tab = EvaluationTab(tf_context)
+    qtbot.addWidget(tab)
+    tab.resize(1280, 760)
+    tab.show()
+    with qtbot.waitSignal(tab.done, timeout=120_000):
+        tab.show_run(trained_run)
+    assert "Test accuracy" in tab.summary_label.text()
+    assert tab.class_table.rowCount() == 2
+    assert tab.class_table.item(0, 0).text() == "circle"
+    assert tab.confusion_table.rowCount() == 2 and tab.confusion_table.columnCount() == 2
+    matrix = tab.model.metrics["confusion_matrix"]
+    row, column = max(((i, j) for i in range(2) for j in range(2)), key=lambda ij: matrix[ij[0]][ij[1]])
+    tab.confusion_table.cellClicked.emit(row, column)
+    assert len(tab.gallery_paths()) == matrix[row][column] > 0
+    expected_true = tab.model.classes[row]
+    assert all(f"/{expected_true}/" in p.replace("\\", "/") for p in tab.gallery_paths())
+    # one click from an image to its Grad-CAM: the run's model is loaded, then the tab is asked
+    fake = FakeGradCamTab()
+    tf_context.tabs["Grad-CAM"] = fake
+    switched = []
+    tf_context.show_tab.connect(switched.append)
+    with qtbot.waitSignal(tf_context.model_changed, timeout=60_000):
+        tab.cam_button.click()
+    assert switched == ["Grad-CAM"]
+    assert fake.shown == [tab.gallery_paths()[0]]
+    # predictions on dropped images
+    images = [str(p) for p in sorted((shapes / "square").glob("*.png"))[:3]]
+    with qtbot.waitSignal(tab.predicted, timeout=60_000):
+        assert tab.handle_drop(images)
+    assert tab.predict_table.rowCount() == 3
+    assert tab.predict_table.item(0, 1).text() in ("circle", "square")
