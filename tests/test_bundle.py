@@ -147,7 +147,9 @@ def assert_smoke_ok(result: subprocess.CompletedProcess, home: Path, platform: s
     assert report["prediction"][0]["index"] in range(281, 286)
     assert report["qt_platform"] == platform
     assert report["tabs"] >= 1
-    assert not list(home.rglob("*.keras")), "the bundle converted a model into the user's folder"
+    # (Keras itself writes ~/.keras/keras.json; a converted model would be a *.keras file)
+    converted = [p for p in home.rglob("*.keras") if p.is_file()]
+    assert not converted, f"the bundle converted a model into the user's folder: {converted}"
     return report
 
 
