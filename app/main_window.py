@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QTabWidget, QWidget
 
 from app.context import AppContext
@@ -36,13 +36,7 @@ DEFAULT_SIZE = (1280, 800)
 def load_tab_classes() -> list[type]:
     classes = []
     for module_name, class_name in TAB_REGISTRY:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name == module_name:  # TEMPORARY: a tab not written yet (removed once all exist)
-                log.warning("tab module %s not written yet; skipped", module_name)
-                continue
-            raise
+        module = importlib.import_module(module_name)
         classes.append(getattr(module, class_name))
     return classes
 
@@ -127,15 +121,23 @@ class MainWindow(QMainWindow):
         self.context.runner.error_reported.connect(self._on_error_reported)
 
     def _build_shortcuts(self) -> None:
-        self._tab_shortcuts = []
-        for index in range(min(9, self.tab_widget.count())):
-            shortcut = QShortcut(QKeySequence(f"Ctrl+{index + 1}"), self)
-            shortcut.activated.connect(self._make_tab_switcher(index))
-            self._tab_shortcuts.append(shortcut)
+        """A View menu with one action per tab (Ctrl+1..7)."""
+        view = self.menuBar().addMenu("&View")
+        self.tab_actions: list[QAction] = []
+        for index in range(self.tab_widget.count()):
+            action = QAction(self.tab_widget.tabText(index), self)
+            if index < 9:
+                action.setShortcut(QKeySequence(f"Ctrl+{index + 1}"))
+            action.setData(index)
+            action.triggered.connect(self._switch_to_tab_action)
+            view.addAction(action)
+            self.tab_actions.append(action)
 
-    def _make_tab_switcher(self, index: int):
-        # a plain closure connected to a GUI-thread QShortcut signal: safe (not a worker signal)
-        return lambda: self.tab_widget.setCurrentIndex(index)
+    @Slot()
+    def _switch_to_tab_action(self) -> None:
+        action = self.sender()
+        if isinstance(action, QAction):
+            self.tab_widget.setCurrentIndex(int(action.data()))
 
     # ---- state
     def _restore_state(self) -> None:

@@ -1,0 +1,164 @@
+"""The assembled window: tabs, shortcuts, settings, TensorFlow loaded late, errors, closing mid-job."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.gui
+ROOT = Path(__file__).resolve().parents[2]
+TAB_TITLES = ["Dataset", "Training", "Evaluation", "Activations", "Filters", "Grad-CAM", "Model"]
+
+
+def _run_python(code: str, tmp_path, timeout=180) -> subprocess.CompletedProcess:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", CONVSCOPE_HOME=str(tmp_path / "home"),
+               PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_showing_the_window_imports_no_tensorflow(tmp_path):
+    result = _run_python(f"""
+        import sys
+        from PySide6.QtCore import QSettings, QTimer, QEventLoop
+        from app.launcher import create_application
+        app = create_application()
+        from app.context import AppContext, AppSettings
+        from app.main_window import MainWindow
+        ctx = AppContext(AppSettings(QSettings({str(tmp_path / 's.ini')!r}, QSettings.Format.IniFormat)))
+        win = MainWindow(ctx, load_tf=False)
+        win.show()
+        loop = QEventLoop(); win.first_painted.connect(loop.quit); QTimer.singleShot(10000, loop.quit); loop.exec()
+        for title, tab in win.tabs.items():
+            win.show_tab(title); app.processEvents()
+        assert "tensorflow" not in sys.modules, "window imported TensorFlow"
+        assert "keras" not in sys.modules
+        assert not ctx.tf_is_ready
+        loop = QEventLoop(); ctx.tf_ready.connect(loop.quit); ctx.load_tf(); QTimer.singleShot(120000, loop.quit); loop.exec()
+        assert ctx.tf_is_ready and "tensorflow" in sys.modules
+        win.close()
+        sys.stderr.write("OK\\n")
+    """, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OK" in result.stderr
+
+
+def test_cli_arguments_do_not_import_qt(tmp_path):
+    from imagegen import make_shapes_dataset
+
+    root = make_shapes_dataset(tmp_path / "shapes", per_class=3)
+    result = _run_python(f"""
+        import sys
+        from app.launcher import main
+        code = main(["scan", {str(root)!r}])
+        assert "PySide6" not in sys.modules
+        sys.exit(code)
+    """, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_tabs_shortcuts_and_persisted_state(context, qtbot, app_settings):
+    from PySide6.QtCore import Qt
+
+    from app.main_window import MainWindow
+
+    win = MainWindow(context, load_tf=False)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    assert [win.tab_widget.tabText(i) for i in range(win.tab_widget.count())] == TAB_TITLES
+    assert not win.windowIcon().isNull()
+    assert [a.shortcut().toString() for a in win.tab_actions] == [f"Ctrl+{i}" for i in range(1, 8)]
+    assert win.open_dataset_action.shortcut().toString() == "Ctrl+O"
+    assert win.start_training_action.shortcut().toString() == "Ctrl+R"
+    assert win.cancel_action.shortcut() == Qt.Key.Key_Escape
+    win.tab_actions[2].trigger()
+    assert win.tab_widget.currentIndex() == 2
+    win.tab_actions[6].trigger()
+    assert win.tab_widget.tabText(win.tab_widget.currentIndex()) == "Model"
+    win.resize(1100, 700)
+    win.close()
+    assert app_settings.value("window/tab", "", str) == "Model"
+    again = MainWindow(context, load_tf=False)
+    qtbot.addWidget(again)
+    assert again.tab_widget.tabText(again.tab_widget.currentIndex()) == "Model"
+    assert not app_settings.value("window/geometry").isEmpty()  # (offscreen clamps sizes to its 800x600 screen)
+    again.close()
+
+
+def test_tf_controls_wait_for_tensorflow(window, qtbot):
+    training = window.tab("Training")
+    assert not training.start_button.isEnabled()
+    assert "Loading TensorFlow" in training.tf_hint.text()
+    with qtbot.waitSignal(window.context.tf_ready, timeout=120_000):
+        window.context.load_tf()
+    assert training.start_button.isEnabled()
+    assert window.tf_label.text() == "TensorFlow ready"
+
+
+def test_recent_datasets_in_the_file_menu(window, qtbot, shapes):
+    tab = window.tab("Dataset")
+    with qtbot.waitSignal(tab.done, timeout=30_000):
+        tab.open_folder(str(shapes))
+    window._fill_recent_menus()
+    actions = [a.text() for a in window.recent_datasets_menu.actions()]
+    assert str(shapes) in actions
+
+
+def test_an_engine_error_shows_the_message_and_leaves_the_app_usable(window, qtbot, monkeypatch, tmp_path, shapes):
+    from PySide6.QtWidgets import QMessageBox
+
+    boxes = []
+    monkeypatch.setattr(QMessageBox, "open", lambda self: boxes.append(self.text()))
+    window.context.runner.show_dialogs = True
+    tab = window.tab("Dataset")
+    with qtbot.waitSignal(tab.done, timeout=30_000):
+        tab.open_folder(str(tmp_path / "missing"))
+    assert len(boxes) == 1 and "missing" in boxes[0]
+    assert "missing" in window.statusBar().currentMessage()
+    with qtbot.waitSignal(tab.done, timeout=30_000):
+        tab.open_folder(str(shapes))
+    assert tab.chart.counts["circle"] == 12
+
+
+def test_closing_the_window_during_a_job_exits_cleanly(window, qtbot):
+    started = threading.Event()
+    stopped = threading.Event()
+
+    def job(emit, cancel):
+        started.set()
+        while not cancel.cancelled:
+            time.sleep(0.005)
+        time.sleep(0.1)
+        stopped.set()
+        return None
+
+    handle = window.context.runner.start("long job", job, group="Training")
+    assert started.wait(5)
+    t0 = time.monotonic()
+    window.close()
+    assert stopped.is_set(), "close returned before the job stopped"
+    assert time.monotonic() - t0 < 5
+    assert handle.outcome == "cancelled"
+    assert not window.context.runner.busy
+
+
+def test_escape_cancels_the_current_tabs_job(window, qtbot):
+    from PySide6.QtCore import Qt
+
+    def job(emit, cancel):
+        while not cancel.cancelled:
+            time.sleep(0.005)
+        return None
+
+    window.show_tab("Training")
+    handle = window.context.runner.start("Training", job, group="training")
+    with qtbot.waitSignal(handle.cancelled, timeout=3_000):
+        qtbot.keyClick(window, Qt.Key.Key_Escape)

@@ -1,0 +1,160 @@
+"""The one job runner: results, events, cancel, errors to one place, cancel-and-wait."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from engine.errors import DatasetError
+from engine.events import BatchProgress, Progress, Status
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def runner(context):
+    return context.runner
+
+
+def test_result_and_events_arrive_on_the_gui_thread(runner, qtbot):
+    seen = []
+    gui_thread = threading.get_ident()
+
+    def job(emit, cancel):
+        assert threading.get_ident() != gui_thread
+        for i in range(3):
+            emit(Progress(done=i + 1, total=3))
+        return 42
+
+    handle = runner.start("count", job)
+    handle.event.connect(lambda e: seen.append((e, threading.get_ident())))
+    with qtbot.waitSignal(handle.finished, timeout=5_000) as blocker:
+        pass
+    assert blocker.args == [42]
+    assert [e.done for e, _ in seen] == [1, 2, 3]
+    assert all(tid == gui_thread for _, tid in seen)
+    assert not handle.running and handle.outcome == "finished"
+    assert handle.last_progress == (3, 3)
+
+
+def test_cancel_ends_in_cancelled(runner, qtbot):
+    started = threading.Event()
+
+    def job(emit, cancel):
+        started.set()
+        while True:
+            cancel.raise_if_cancelled()
+            time.sleep(0.001)
+
+    handle = runner.start("loop", job)
+    assert started.wait(5)
+    with qtbot.waitSignal(handle.cancelled, timeout=2_000):
+        handle.cancel()
+    assert handle.outcome == "cancelled"
+
+
+def test_same_group_cancels_the_previous_job(runner, qtbot):
+    def job(emit, cancel):
+        while not cancel.cancelled:
+            time.sleep(0.001)
+        return None
+
+    first = runner.start("a", job, group="tab")
+    second = runner.start("b", lambda emit, cancel: "second", group="tab")
+    with qtbot.waitSignals([first.ended, second.finished], timeout=5_000):
+        pass
+    assert first.outcome == "cancelled" and second.outcome == "finished"
+
+
+def test_user_error_is_reported_once_without_traceback(runner, qtbot, errors, isolated_user_data):
+    def job(emit, cancel):
+        raise DatasetError("folder 'x' has no class folders", "make one sub-folder per class")
+
+    handle = runner.start("scan", job)
+    with qtbot.waitSignal(handle.failed, timeout=5_000):
+        pass
+    assert errors == [("scan", "folder 'x' has no class folders — make one sub-folder per class", "")]
+    log = (isolated_user_data / "logs" / "convscope.log").read_text(encoding="utf-8")
+    assert "DatasetError" in log
+
+
+def test_bug_shows_a_message_box_with_the_traceback(runner, qtbot, monkeypatch, isolated_user_data):
+    from PySide6.QtWidgets import QMessageBox
+
+    boxes = []
+    monkeypatch.setattr(QMessageBox, "open", lambda self: boxes.append((self.text(), self.detailedText())))
+    runner.show_dialogs = True
+
+    def job(emit, cancel):
+        return 1 / 0
+
+    handle = runner.start("broken", job)
+    with qtbot.waitSignal(handle.failed, timeout=5_000):
+        pass
+    assert len(boxes) == 1
+    text, details = boxes[0]
+    assert "ZeroDivisionError" in text and "Traceback" in details and "1 / 0" in details
+    assert "ZeroDivisionError" in (isolated_user_data / "logs" / "convscope.log").read_text(encoding="utf-8")
+    # the runner is still usable
+    again = runner.start("fine", lambda emit, cancel: "ok")
+    with qtbot.waitSignal(again.finished, timeout=5_000):
+        pass
+
+
+def test_batch_events_are_coalesced_and_the_last_one_arrives(runner, qtbot):
+    delivered = []
+
+    def job(emit, cancel):
+        for i in range(20_000):
+            emit(BatchProgress(epoch=1, batch=i + 1, batches=20_000, metrics={"loss": 1.0}))
+        emit(Status("done"))
+        return True
+
+    handle = runner.start("flood", job)
+    handle.event.connect(delivered.append)
+    with qtbot.waitSignal(handle.finished, timeout=10_000):
+        pass
+    batches = [e for e in delivered if isinstance(e, BatchProgress)]
+    assert len(batches) < 2_000
+    assert batches[-1].batch == 20_000
+    assert isinstance(delivered[-1], Status)
+
+
+def test_cancel_all_and_wait_is_robust(runner):
+    def job(emit, cancel):
+        while not cancel.cancelled:
+            time.sleep(0.002)
+        time.sleep(0.05)  # a little clean-up after the cancel
+        return None
+
+    for i in range(5):
+        runner.start(f"job{i}", job)
+    assert runner.busy
+    t0 = time.monotonic()
+    assert runner.cancel_all_and_wait(5_000)
+    assert time.monotonic() - t0 < 2.0
+    assert not runner.busy
+
+
+def test_progress_widget_follows_its_group(runner, qtbot):
+    from app.jobs import JobProgress, format_eta
+
+    widget = JobProgress(runner, "g")
+    qtbot.addWidget(widget)
+    gate = threading.Event()
+
+    def job(emit, cancel):
+        emit(Progress(done=1, total=4))
+        gate.wait(5)
+        return None
+
+    handle = runner.start("grouped", job, group="g")
+    qtbot.waitUntil(lambda: widget.bar.maximum() == 4, timeout=5_000)
+    assert widget.cancel_button.isEnabled()
+    gate.set()
+    with qtbot.waitSignal(handle.ended, timeout=5_000):
+        pass
+    assert not widget.cancel_button.isEnabled()
+    assert format_eta(75) == "1 min 15 s left" and format_eta(None) == ""
