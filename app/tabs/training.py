@@ -57,6 +57,7 @@ class TrainingSettings:
     finetune_from: str | None = None
     max_per_class: int | None = None
     seed: int = 0
+    runs_root: str | None = None
 
     def to_config(self):
         from engine.train.config import TrainConfig  # noqa: PLC0415 (no TensorFlow)
@@ -67,7 +68,7 @@ class TrainingSettings:
             epochs=self.epochs, batch_size=self.batch_size, image_size=self.image_size,
             augment=augment, augmentation=self.augmentation, learning_rate=self.learning_rate,
             finetune_from=self.finetune_from if self.strategy == "finetune" else None,
-            max_per_class=self.max_per_class, seed=self.seed, tensorboard=False,
+            max_per_class=self.max_per_class, seed=self.seed, tensorboard=False, runs_root=self.runs_root,
         )
 
 
@@ -313,6 +314,7 @@ class TrainingTab(QWidget):
             finetune_from=self.finetune_combo.currentData(),
             max_per_class=self.limit_spin.value() or None,
             seed=self.context.settings.value("dataset/seed", 0, int),
+            runs_root=self.runs_root(),
         )
 
     @Slot()

@@ -204,19 +204,18 @@ class ClassCountChart(pg.PlotWidget):
         for index, (subset, counts) in enumerate(per_subset.items()):
             heights = [float(counts.get(c, 0)) for c in classes]
             bars = pg.BarGraphItem(x=xs, height=heights, y0=bottom, width=0.6,
-                                   brush=SERIES_COLORS[index % len(SERIES_COLORS)], pen=None,
-                                   name=subset if len(per_subset) > 1 else None)
+                                   brush=SERIES_COLORS[index % len(SERIES_COLORS)], pen=None)
             self.addItem(bars)
             self._items.append(bars)
             if len(per_subset) > 1:
                 self._legend.addItem(bars, subset)
             bottom = [b + h for b, h in zip(bottom, heights)]
         for x, c in zip(xs, classes):
-            text = pg.TextItem(str(self.counts[c]), anchor=(0.5, 1.0))
+            text = pg.TextItem(str(self.counts[c]), anchor=(0.5, 1.0), color=pg.getConfigOption("foreground"))
             text.setPos(x, bottom[x])
             self.addItem(text)
             self._items.append(text)
         self.getAxis("bottom").setTicks([[(x, c) for x, c in zip(xs, classes)]])
         top = max(bottom) if bottom else 1
         self.setXRange(-0.6, max(len(classes) - 0.4, 0.6), padding=0)
-        self.setYRange(0, top * 1.15 + 1, padding=0)
+        self.setYRange(0, top * (1.45 if len(per_subset) > 1 else 1.15) + 1, padding=0)
