@@ -283,11 +283,7 @@ class DatasetTab(QWidget):
         self.context.dataset = result
         self.context.settings.add_recent("datasets", result.root)
         self.chart.set_counts(result.counts, result.classes)
-        sizes = result.size_summary or {}
-        size_text = ""
-        if sizes:
-            parts = [f"{k.replace('_', ' ')}: {v}" for k, v in sizes.items() if not isinstance(v, (dict, list))][:4]
-            size_text = "<br>Image sizes — " + ", ".join(parts)
+        size_text = _describe_sizes(result.size_summary or {})
         warnings = "".join(f"<br>⚠ {w}" for w in result.warnings)
         layout = "class folders" if result.layout == "classes" else "already split (train/validation/test)"
         self.summary_label.setText(
@@ -460,3 +456,19 @@ class DatasetTab(QWidget):
         self.context.settings.set_value("dataset/seed", self.seed_spin.value())
 
 
+
+
+def _describe_sizes(summary: dict) -> str:
+    """One line about the image sizes and formats the scan found."""
+    width, height = summary.get("width") or {}, summary.get("height") or {}
+    if not width or not height:
+        return ""
+    text = (f"<br>Sizes: {width.get('min')}×{height.get('min')} to {width.get('max')}×{height.get('max')} px "
+            f"(median {width.get('median'):g}×{height.get('median'):g})")
+    formats = summary.get("formats") or {}
+    if formats:
+        text += " · " + ", ".join(f"{n} {fmt}" for fmt, n in formats.items())
+    modes = summary.get("modes") or {}
+    if modes:
+        text += " · " + ", ".join(f"{n} {mode}" for mode, n in modes.items())
+    return text

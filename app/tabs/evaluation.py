@@ -116,7 +116,7 @@ class EvaluationTab(QWidget):
         confusion_layout = QVBoxLayout(confusion_box)
         self.confusion_table = QTableWidget(0, 0)
         self.confusion_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.confusion_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.confusion_table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.confusion_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.confusion_table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.confusion_table.cellClicked.connect(self.open_cell)
@@ -321,7 +321,13 @@ class EvaluationTab(QWidget):
         classes = self.model.classes
         if not classes:
             return
-        self.confusion_table.setCurrentCell(row, column)
+        for i in range(self.confusion_table.rowCount()):  # the open cell in bold (no selection colour)
+            for j in range(self.confusion_table.columnCount()):
+                item = self.confusion_table.item(i, j)
+                if item is not None:
+                    font = item.font()
+                    font.setBold(i == row and j == column)
+                    item.setFont(font)
         self.gallery.set_items([(p["path"], f"{p['predicted']} {p['score']:.2f}") for p in items])
         kind = "correct" if row == column else "mistaken"
         self.gallery_label.setText(

@@ -196,7 +196,7 @@ class TrainingTab(QWidget):
         buttons.addWidget(self.cancel_button)
         form_layout.addLayout(buttons)
         form_layout.addStretch(1)
-        form_box.setMinimumWidth(330)
+        form_box.setMinimumWidth(390)
         splitter.addWidget(form_box)
 
         right = QWidget()
@@ -251,7 +251,7 @@ class TrainingTab(QWidget):
         runs_layout.addLayout(run_buttons)
         right_layout.addWidget(runs_box, 2)
         splitter.addWidget(right)
-        splitter.setSizes([340, 900])
+        splitter.setSizes([390, 890])
         self._form_widgets = [self.strategy_combo, self.base_combo, self.preset_combo, self.epochs_spin,
                               self.batch_spin, self.size_spin, self.lr_edit, self.augment_check,
                               self.augmentation_combo, self.limit_spin]
@@ -354,8 +354,9 @@ class TrainingTab(QWidget):
         try:
             spec = get_base(name)
             status = spec.weights_status()
-            text = (f"Weights: {status.source}" if status.present
+            text = ("Weights: ready ✓" if status.present
                     else f"<span style='color:#d94848'>No weights: {status.source}</span>")
+            self.base_status.setToolTip(status.source)
             if spec.attribution:
                 text += f"<br><small>{spec.attribution}</small>"
         except Exception as error:  # noqa: BLE001

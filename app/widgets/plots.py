@@ -218,4 +218,4 @@ class ClassCountChart(pg.PlotWidget):
         self.getAxis("bottom").setTicks([[(x, c) for x, c in zip(xs, classes)]])
         top = max(bottom) if bottom else 1
         self.setXRange(-0.6, max(len(classes) - 0.4, 0.6), padding=0)
-        self.setYRange(0, top * (1.45 if len(per_subset) > 1 else 1.15) + 1, padding=0)
+        self.setYRange(0, top * (1.75 if len(per_subset) > 1 else 1.15) + 1, padding=0)
