@@ -7,6 +7,7 @@ fsynced, then renamed over the target (rename is atomic on one filesystem).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -18,24 +19,52 @@ from typing import Any, Callable, Iterator
 def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success it replaces ``target``.
 
-    On any exception the temporary file is removed and ``target`` is left untouched.
+    On any exception the temporary file is removed and ``target`` is left untouched. A full disk
+    (or quota) becomes :class:`engine.errors.DiskFullError` naming ``target`` and the fix.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=suffix if suffix is not None else target.suffix + ".tmp",
-        dir=target.parent,
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp: Path | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=suffix if suffix is not None else target.suffix + ".tmp",
+            dir=target.parent,
+        )
+        os.close(fd)
+        tmp = Path(tmp_name)
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except Exception as error:  # noqa: BLE001 - only "disk full" is translated; the rest re-raised
+        if _disk_full(error):
+            raise _disk_full_error(target) from error
+        raise
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
+
+
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _disk_full(error: BaseException | None) -> bool:
+    """True when ``error`` (or an exception it wraps, as libraries do) is "no space left"."""
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, OSError) and error.errno in _FULL:
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
+
+
+def _disk_full_error(target: Path):
+    from engine.errors import DiskFullError  # noqa: PLC0415
+
+    return DiskFullError(f"disk full: could not write '{target}' (no space left on the device holding "
+                         f"'{target.parent}'); the previous '{target.name}', if any, is unchanged",
+                         "free disk space (or choose a folder on another disk) and try again")
 
 
 def write_bytes(target: str | os.PathLike, data: bytes) -> None:

@@ -35,5 +35,9 @@ class UnsafeModelError(ModelFileError):
     """The model needs arbitrary code (Lambda, custom objects) and was not trusted."""
 
 
+class DiskFullError(ConvScopeError):
+    """A file could not be written because its disk (or the user's quota) is full."""
+
+
 class IntrospectionError(ConvScopeError):
     """An activation / filter / CAM request does not fit the model (no conv layer, bad class...)."""

@@ -117,10 +117,10 @@ def make_engine_callback(
             saved = [(save("last", number), False)]
             value = metrics.get(monitor, metrics.get("loss", math.inf))
             if value == value and value < run.best:
+                saved.append((save("best", number), True))  # state names it only once it is on disk
                 run.state["best_value"] = value
                 run.state["best_epoch"] = number
                 run.state["best_metrics"] = metrics
-                saved.append((save("best", number), True))
             row = {"epoch": number, "phase": phase, "seconds": round(seconds, 4)}
             row.update(metrics)
             run.rows.append(row)

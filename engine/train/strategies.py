@@ -255,8 +255,12 @@ def _run(run_dir: Path, cfg: TrainConfig, split, emit: Sink, cancel: CancelToken
     except BaseException as error:
         state["status"] = "failed"
         state["error"] = str(error)
-        run.save()
-        sink(RunFailed(run_dir=str(run_dir), error=str(error) or type(error).__name__))
+        failed = RunFailed(run_dir=str(run_dir), error=str(error) or type(error).__name__)
+        try:  # best effort: on a full disk these writes fail too, and the first error is the one to show
+            run.save()
+            sink(failed)
+        except (OSError, ConvScopeError):
+            sink.emit(failed)
         raise
     state["status"] = status
     run.save()
