@@ -148,3 +148,27 @@ def test_guard_rails():
     with pytest.raises(IntrospectionError, match="only takes 32×32 images"):
         generate_patterns(fixed, FilterConfig("c", image_size=48))
     assert generate_patterns(fixed, FilterConfig("c", steps=2)).patterns.shape == (2, 32, 32, 3)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_only_the_model_up_to_the_layer_is_computed(precision):
+    """The ascent runs a truncated model: nothing after the chosen layer (later convolutions, the
+    head) is in its graph; its output is the layer's own output (bfloat16 within rounding)."""
+    from engine.inspect.filters import _feature_model, model_layers
+
+    model = _model()
+    truncated = _feature_model(model, "tiny_base/conv1", precision)
+    names = [layer.name for layer in model_layers(truncated)]
+    assert "conv1" in names and "conv2" not in names and "pool1" not in names
+    assert not any(name.startswith(("dense", "global")) for name in names)
+    k = keras()
+    base = model.layers[0]
+    reference = k.Model(base.inputs[0], base.get_layer("conv1").output)
+    x = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
+    got = np.asarray(truncated(x), dtype=np.float32)
+    np.testing.assert_allclose(got, np.asarray(reference(x)), rtol=1e-5 if precision == "float32" else 2e-2,
+                               atol=1e-5 if precision == "float32" else 2e-2)
+    if precision == "bfloat16":  # heavy layers after the raw-pixel convolution compute in bfloat16
+        deep = _feature_model(model, "tiny_base/conv2", precision)
+        policies = {layer.name: layer.dtype_policy.name for layer in model_layers(deep)}
+        assert policies["conv1"] == "float32" and policies["conv2"] == "mixed_bfloat16"

@@ -113,23 +113,82 @@ def gallery(patterns: np.ndarray, images_per_row: int = 8, margin: int = 5) -> n
 
 
 # ----------------------------------------------------------------------------------------------
-# reduced precision
+# the truncated model and its reduced-precision copy
+
+
+class _Reached(Exception):  # noqa: N818 - control flow: the layer was reached, stop tracing
+    def __init__(self, tensor) -> None:
+        super().__init__("reached")
+        self.tensor = tensor
+
+
+def _upto(model, x, parts: list[str]):
+    """Apply ``model`` to the symbolic tensor ``x`` only as far as the layer ``parts`` names (a path
+    split at "/"), and return that layer's output: nothing after it is in the graph."""
+    k = keras()
+    name, rest = parts[0], parts[1:]
+
+    def reach(layer, *args, **kwargs):
+        return _upto(layer, args[0], rest) if rest else layer(*args, **kwargs)
+
+    if isinstance(model, k.Sequential):
+        for layer in model.layers:
+            if isinstance(layer, k.layers.InputLayer):
+                continue
+            if layer.name == name:
+                return reach(layer, x)
+            x = layer(x)
+        raise IntrospectionError(f"layer '{name}' is not in model '{model.name}'")
+    x0 = k.Input(batch_shape=tuple(x.shape), dtype=model.inputs[0].dtype)
+
+    def call(layer, *args, **kwargs):
+        if layer.name == name:
+            raise _Reached(reach(layer, *args, **kwargs))
+        return layer(*args, **kwargs)
+
+    try:
+        k.models.clone_model(model, input_tensors=x0, clone_function=lambda layer: layer, call_function=call)
+    except _Reached as reached:
+        return k.Model(x0, reached.tensor)(x)
+    raise IntrospectionError(f"layer '{name}' is not on the path from the input of model '{model.name}'")
+
+
+def _truncated_model(model, layer: str):
+    """input → ``layer``'s output, sharing ``model``'s weights and computing only what that layer
+    needs (the layers after it, the head and the other outputs are not in the graph). Falls back
+    to the general tap model for models that cannot be re-traced this way."""
+    k = keras()
+    x = k.Input(shape=single_input_shape(model)[1:], dtype=model.inputs[0].dtype)
+    try:
+        return k.Model(x, _upto(model, x, layer.split("/")))
+    except (IntrospectionError, ValueError, TypeError, AttributeError):
+        return build_tap_model(model, [layer], with_outputs=False)
+
+
+def model_layers(model) -> list:
+    """Every leaf layer of ``model``, nested models expanded (to check what a model computes)."""
+    k = keras()
+    out = []
+    for layer in model.layers:
+        out += model_layers(layer) if isinstance(layer, k.Model) else [layer]
+    return out
 
 
 def _bf16_copy(model):
-    """A copy of ``model`` (same weights) whose heavy layers compute in bfloat16. Convolutions on
-    the raw image (≤ 4 input channels) stay float32 so the 0..255 input is not quantised."""
+    """A copy of ``model`` (same weights) that computes in bfloat16 (weights kept in float32 and
+    cast once per step by Keras's mixed_bfloat16 policy; activations, pooling and their gradients
+    in bfloat16). Layers on the raw image (≤ 4 input channels: preprocessing and the first
+    convolution) stay float32 so the 0..255 input is not quantised."""
     k = keras()
-    heavy = (k.layers.Conv2D, k.layers.DepthwiseConv2D, k.layers.SeparableConv2D, k.layers.Dense)
 
     def clone(layer):
         config = layer.get_config()
-        if isinstance(layer, heavy):
+        if not isinstance(layer, k.layers.InputLayer):
             try:
                 in_channels = int(layer.input.shape[-1])
-            except (AttributeError, ValueError, TypeError):
+            except (AttributeError, ValueError, TypeError, IndexError):
                 in_channels = None
-            if in_channels is None or in_channels > 4:
+            if in_channels is not None and in_channels > 4:
                 config["dtype"] = "mixed_bfloat16"
         return type(layer).from_config(config)
 
@@ -150,8 +209,9 @@ def _bf16_copy(model):
 
 def _feature_model(model, layer: str, precision: str):
     def factory():
-        source = _bf16_copy(model) if precision == "bfloat16" else model
-        return build_tap_model(source, [layer], with_outputs=False)
+        if precision == "bfloat16":
+            return _bf16_copy(_feature_model(model, layer, "float32"))
+        return _truncated_model(model, layer)
 
     return model_cache.get(model, ("filters-features", layer, precision), factory)
 
