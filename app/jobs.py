@@ -22,6 +22,7 @@ lambda connected to a worker's signal in the worker thread).
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import logging
 import threading
 import time
@@ -29,7 +30,7 @@ import traceback
 from collections import deque
 from typing import Any, Callable
 
-from PySide6.QtCore import QCoreApplication, QElapsedTimer, QObject, Qt, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QElapsedTimer, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton, QWidget
 
 from engine.errors import ConvScopeError
@@ -52,6 +53,61 @@ WAKE_INTERVAL_S = 0.05
 EXCLUSIVE_LOCK = threading.Lock()  # at most ~20 hand-overs a second for per-batch progress events
 
 JobFn = Callable[[Callable[[Event], None], CancelToken], Any]
+
+
+class GuiGarbageCollector(QObject):
+    """Python's cyclic garbage collection, run only on the GUI thread (calibre's GarbageCollector).
+
+    Automatic collection runs in whichever thread happens to allocate; when that is a job thread
+    (a dataset scan's thread pool, TensorFlow's loader) and the cycle holds Qt objects, Qt destroys
+    them off the GUI thread and the process crashes. So automatic collection is switched off and a
+    timer on the GUI thread collects whenever the allocation counters pass the thresholds — a
+    counter check every ``INTERVAL_MS``, a collection only when it is due."""
+
+    INTERVAL_MS = 500
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.threshold = gc.get_threshold()
+        self.collections = 0
+        gc.disable()
+        self.timer = QTimer(self)
+        self.timer.setInterval(self.INTERVAL_MS)
+        self.timer.timeout.connect(self.check)
+        self.timer.start()
+
+    @Slot()
+    def check(self) -> None:
+        counts = gc.get_count()
+        if counts[0] <= self.threshold[0]:
+            return
+        generation = 0
+        if counts[1] > self.threshold[1]:
+            generation = 1
+            if counts[2] > self.threshold[2]:
+                generation = 2
+        gc.collect(generation)
+        self.collections += 1
+
+    def stop(self) -> None:
+        """Back to Python's automatic collection (tests, shutdown)."""
+        self.timer.stop()
+        gc.enable()
+
+
+_collector: GuiGarbageCollector | None = None
+
+
+def install_gui_garbage_collector(app: QObject) -> GuiGarbageCollector:
+    """Install the GUI-thread collector once per QApplication (call on the GUI thread)."""
+    global _collector  # noqa: PLW0603
+    try:
+        current = _collector is not None and _collector.parent() is app
+    except RuntimeError:  # its QApplication was deleted
+        current = False
+    if not current:
+        _collector = GuiGarbageCollector(app)
+    return _collector
 
 
 def log_file_path():

@@ -72,6 +72,11 @@ def create_application(argv: list[str] | None = None):
     app.setApplicationDisplayName("ConvScope")
     app.setWindowIcon(app_icon())
     apply_theme(app)
+    # Cyclic garbage collection only on the GUI thread: a collection in a job thread would
+    # destroy Qt objects there and crash.
+    from app.jobs import install_gui_garbage_collector  # noqa: PLC0415
+
+    install_gui_garbage_collector(app)
     # A shorter GIL switch interval: the GUI thread gets the interpreter back sooner while
     # TensorFlow's Python-side training loop runs (see bench/bench_gui.py).
     sys.setswitchinterval(0.001)

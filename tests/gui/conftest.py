@@ -8,7 +8,30 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
+import gc  # noqa: E402
+
 from PySide6.QtCore import QCoreApplication, QSettings  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def gui_thread_garbage_collection(qapp):
+    """As in the app: cyclic garbage collection runs only on the GUI thread (a collection in a job
+    thread — a dataset scan's pool — destroyed Qt objects left by earlier tests there and crashed)."""
+    from app.jobs import install_gui_garbage_collector
+
+    collector = install_gui_garbage_collector(qapp)
+    yield collector
+    collector.stop()
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_after_the_test(gui_thread_garbage_collection):
+    """Qt objects a test leaves in reference cycles are destroyed here, on the main thread; non-GUI
+    tests run later in the same session get Python's automatic collection back."""
+    gc.disable()
+    yield
+    gc.collect()
+    gc.enable()
 
 
 @pytest.fixture(autouse=True)
