@@ -102,8 +102,10 @@ def test_gradcam_user_errors_exit_2_with_one_line(model_file, image_file, tmp_pa
     ]
     for extra, message in cases:
         assert main(["gradcam", str(path), str(image_path), "--out", out, *extra]) == 2
-        err = capsys.readouterr().err
-        assert message in err and err.count("\n") == 1 and "Traceback" not in err
+        err = capsys.readouterr().err  # progress lines (not a terminal: whole lines), then the error
+        errors = [line for line in err.splitlines() if line.startswith("convscope:")]
+        assert len(errors) == 1 and message in errors[0] and err.splitlines()[-1] == errors[0]
+        assert "Traceback" not in err and all(line.startswith(("convscope:", "gradcam:")) for line in err.splitlines())
     assert main(["gradcam", str(path), str(tmp_path / "missing.jpg"), "--out", out]) == 2
     assert "image file not found" in capsys.readouterr().err
     assert main(["gradcam", str(path), str(image_path), "--out", str(tmp_path / "x.jpg")]) == 2
@@ -128,3 +130,59 @@ def test_activations_and_filters_commands(model_file, image_file, tmp_path, caps
     assert np.asarray(Image.open(gallery)).shape == (SIZE, 4 * SIZE + 3 * 5, 3)
     assert main(["filters", str(path), "--layer", "flatten", "--out", str(gallery)]) == 2
     assert "not filters over an image" in capsys.readouterr().err
+
+
+def _json_lines(text):
+    lines = [line for line in text.splitlines() if line.strip()]
+    return [json.loads(line) for line in lines]  # every line is one JSON object
+
+
+def test_filters_json_events_one_line_per_event(model_file, tmp_path, capsys):
+    path, _ = model_file
+    gallery = tmp_path / "filters.png"
+    assert main(["filters", str(path), "--layer", "conv2", "--count", "3", "--batch-size", "2", "--steps", "4",
+                 "--out", str(gallery), "--json-events"]) == 0
+    captured = capsys.readouterr()
+    events = _json_lines(captured.out)
+    assert captured.err == ""  # no progress text with --json-events
+    progress = [e for e in events if e["event"] == "Progress"]
+    assert [e["done"] for e in progress] == list(range(1, 9)) and {e["total"] for e in progress} == {8}
+    partial = [e for e in events if e["event"] == "PartialResult"]
+    assert [e["key"] for e in partial] == ["tiny_base/conv2:0", "tiny_base/conv2:1", "tiny_base/conv2:2"]
+    assert partial[0]["value"] == {"shape": [SIZE, SIZE, 3], "dtype": "uint8"}  # described, not dumped
+    assert events[-1]["event"] == "Result" and events[-1]["filters"] == [0, 1, 2]
+    assert events[-1]["out"] == str(gallery) and gallery.exists()
+
+
+def test_filters_human_progress_on_stderr_and_none_stderr(model_file, tmp_path, capsys, monkeypatch):
+    path, _ = model_file
+    gallery = tmp_path / "filters.png"
+    assert main(["filters", str(path), "--layer", "conv2", "--count", "2", "--steps", "20",
+                 "--out", str(gallery)]) == 0
+    captured = capsys.readouterr()
+    assert "Wrote" in captured.out and "{" not in captured.out
+    lines = [line for line in captured.err.splitlines() if line.startswith("filters: ")]
+    assert "filters: 20/20 (100%" in lines[-1]
+    assert 2 <= len(lines) <= 13  # short: at most one line per tenth (not a tty), plus the loading line
+    monkeypatch.setattr("sys.stderr", None)  # a windowed build
+    assert main(["filters", str(path), "--layer", "conv2", "--count", "2", "--steps", "2",
+                 "--out", str(gallery)]) == 0
+
+
+def test_gradcam_json_events_and_progress(model_file, image_file, tmp_path, capsys, monkeypatch):
+    path, _ = model_file
+    image_path, _ = image_file
+    out = tmp_path / "cam.png"
+    assert main(["gradcam", str(path), str(image_path), "--class", "0", "--out", str(out), "--json-events"]) == 0
+    events = _json_lines(capsys.readouterr().out)
+    assert [e["done"] for e in events if e["event"] == "Progress"] == [0, 1, 2, 3]
+    assert events[-1]["event"] == "Result" and events[-1]["class_index"] == 0
+    assert events[-1]["layer"] == "tiny_base/conv2" and events[-1]["out"] == str(out)
+    assert main(["gradcam", str(path), str(image_path), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "gradcam: 3/3 (100%" in captured.err and "Wrote" in captured.out
+    monkeypatch.setattr("sys.stderr", None)
+    assert main(["gradcam", str(path), str(image_path), "--out", str(out)]) == 0
+    monkeypatch.undo()
+    with pytest.raises(SystemExit):  # --json and --json-events exclude each other
+        main(["gradcam", str(path), str(image_path), "--out", str(out), "--json", "--json-events"])

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
+import json
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 from engine import atomic
-from engine.commands.common import print_json, say
+from engine.commands.common import json_event_sink, print_json, say
 from engine.errors import IntrospectionError, InvalidSetting
+from engine.events import Event, PartialResult, Progress, Status
 
 _MODEL_HELP = "a .keras file, a run folder, or an ImageNet base name (efficientnet-lite0)"
 
@@ -54,7 +59,7 @@ def register(subparsers) -> None:
                    help="bfloat16 is several times faster on CPUs with AMX/AVX512-BF16 (default float32)")
     p.add_argument("--batch-size", type=int, default=16, metavar="N", help="filters optimised together (default 16)")
     p.add_argument("--out", required=True, metavar="PNG", help="where to write the gallery")
-    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    _output_args(p, "print a JSON summary")
     p.set_defaults(func=run_filters)
 
     p = subparsers.add_parser(
@@ -72,7 +77,7 @@ def register(subparsers) -> None:
     p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in the overlay (default 0.4)")
     p.add_argument("--out", required=True, metavar="PNG", help="where to write the overlay")
     p.add_argument("--save-heatmap", metavar="NPY", help="also save the float heatmap (H x W, 0..1) as .npy")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _output_args(p, "print the result as JSON")
     p.set_defaults(func=run_gradcam)
 
 
@@ -80,6 +85,90 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
     parser.add_argument("--trust-model", action="store_true",
                         help="allow model files that run their own code (Lambda layers, custom classes)")
+
+
+def _output_args(parser: argparse.ArgumentParser, json_help: str) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--json", action="store_true", help=json_help)
+    group.add_argument("--json-events", action="store_true",
+                       help="print one JSON event per line (progress, each finished piece, then the result "
+                            "as {\"event\": \"Result\", ...}) instead of progress text on stderr")
+
+
+# ----------------------------------------------------------------------------------------------
+# progress
+
+
+def json_events(event: Event) -> None:
+    """``--json-events``: like :func:`json_event_sink`, but a PartialResult's array is described
+    (shape, dtype), not printed."""
+    value = getattr(event, "value", None)
+    if isinstance(event, PartialResult) and hasattr(value, "shape"):
+        event = dataclasses.replace(event, value={"shape": list(value.shape), "dtype": str(value.dtype)})
+    json_event_sink(event)
+
+
+def _json_result(data: dict) -> None:
+    out = sys.stdout
+    if out is not None:
+        out.write(json.dumps({"event": "Result", **data}, default=str) + "\n")
+        out.flush()
+
+
+class StderrProgress:
+    """A short human progress line on stderr: rewritten in place on a terminal, otherwise one line
+    per tenth of the job. Does nothing where there is no stderr (a windowed build)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._shown = -1
+        self._open = False
+        self._began = time.monotonic()
+
+    def __call__(self, event: Event) -> None:
+        err = sys.stderr
+        if err is None:
+            return
+        try:
+            tty = err.isatty()
+        except (AttributeError, ValueError):
+            tty = False
+        if isinstance(event, Status):
+            self._write(err, f"{self.label}: {event.message}", tty, final=True)
+        elif isinstance(event, Progress) and event.total:
+            tenth = event.done * 10 // event.total
+            if not tty and tenth == self._shown and event.done != event.total:
+                return
+            self._shown = tenth
+            elapsed = time.monotonic() - self._began
+            text = f"{self.label}: {event.done}/{event.total} ({event.done / event.total:.0%}, {elapsed:.0f} s)"
+            if event.message:
+                text += f" {event.message}"
+            self._write(err, text, tty, final=event.done == event.total)
+
+    def _write(self, err, text: str, tty: bool, final: bool) -> None:
+        try:
+            if tty:
+                err.write("\r" + text[:100].ljust(100 if self._open else 0) + ("\n" if final else ""))
+                self._open = not final
+            else:
+                err.write(text + "\n")
+            err.flush()
+        except (OSError, ValueError):
+            pass
+
+    def close(self) -> None:
+        if self._open and sys.stderr is not None:
+            try:
+                sys.stderr.write("\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            self._open = False
+
+
+def _sink(args, label: str):
+    return json_events if args.json_events else StderrProgress(label)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -197,10 +286,17 @@ def run_filters(args: argparse.Namespace) -> int:
                           step_size=args.step_size, image_size=args.size, seed=args.seed,
                           batch_size=args.batch_size, precision=args.precision)
     config.validate()
+    sink = _sink(args, "filters")
+    sink(Status(f"loading {args.model}"))
     loaded = _load(args)
-    result = generate_patterns(loaded.model, config)
+    try:
+        result = generate_patterns(loaded.model, config, sink)
+    finally:
+        getattr(sink, "close", lambda: None)()
     _write_png(out, result.gallery)
-    if args.json:
+    if args.json_events:
+        _json_result({**result.to_dict(), "out": str(out)})
+    elif args.json:
         print_json({**result.to_dict(), "out": str(out)})
     else:
         gain = float(np.median(result.final_activation - result.start_activation))
@@ -249,21 +345,31 @@ def run_gradcam(args: argparse.Namespace) -> int:
     heat_out = _check_out(args.save_heatmap, ".npy", "--save-heatmap") if args.save_heatmap else None
     if not 0.0 <= args.alpha <= 1.0:
         raise InvalidSetting(f"--alpha {args.alpha} is out of range", "use a value between 0 and 1")
-    loaded = _load(args)
-    image = _read_image(args.image)
-    n_classes = class_count(loaded.model, args.output_index)
-    class_index = _class_index(loaded, args.class_, n_classes)
-    result = compute_cam(loaded.model, _model_image(loaded, image), class_index=class_index, layer=args.layer,
-                         method=args.method, output_index=args.output_index)
-    heatmap = resize_heatmap(result.heatmap, image.shape[:2])
-    _write_png(out, overlay(image, heatmap, alpha=args.alpha))
-    if heat_out is not None:
-        _write_npy(heat_out, heatmap.astype(np.float32))
+    sink = _sink(args, args.method)
+    try:
+        sink(Progress(done=0, total=3, message=f"loading {args.model}"))
+        loaded = _load(args)
+        image = _read_image(args.image)
+        n_classes = class_count(loaded.model, args.output_index)
+        class_index = _class_index(loaded, args.class_, n_classes)
+        sink(Progress(done=1, total=3, message=f"computing {args.method}"))
+        result = compute_cam(loaded.model, _model_image(loaded, image), class_index=class_index, layer=args.layer,
+                             method=args.method, output_index=args.output_index)
+        sink(Progress(done=2, total=3, message=f"writing {out}"))
+        heatmap = resize_heatmap(result.heatmap, image.shape[:2])
+        _write_png(out, overlay(image, heatmap, alpha=args.alpha))
+        if heat_out is not None:
+            _write_npy(heat_out, heatmap.astype(np.float32))
+        sink(Progress(done=3, total=3, message="done"))
+    finally:
+        getattr(sink, "close", lambda: None)()
     name = _class_name(loaded, result.class_index, n_classes)
-    if args.json:
-        print_json({**result.to_dict(), "heatmap_shape": list(heatmap.shape), "class_name": name,
-                    "model": loaded.label, "image": args.image, "out": str(out),
-                    "heatmap": str(heat_out) if heat_out else None})
+    data = {**result.to_dict(), "heatmap_shape": list(heatmap.shape), "class_name": name, "model": loaded.label,
+            "image": args.image, "out": str(out), "heatmap": str(heat_out) if heat_out else None}
+    if args.json_events:
+        _json_result(data)
+    elif args.json:
+        print_json(data)
     else:
         label = f"{result.class_index}" + (f" ({name})" if name else "")
         say(f"{result.method} of class {label}, score {result.score:.3f}, at layer {result.layer}")
