@@ -4,6 +4,22 @@ Image + model + class (the model's top-k prediction, or any class by name or ind
 (Grad-CAM, Grad-CAM++, Score-CAM, saliency) + target layer (the engine's default unless chosen).
 The heatmap comes from ``engine.inspect.cam.compute_cam`` in the job runner; the overlay is
 re-blended on the GUI thread when the opacity slider moves (``engine.inspect.cam.overlay`` is cheap).
+
+One input for everything the tab shows (:func:`explained_input`): the prediction list and the map
+are computed on the *same* array, so the class probability in the result panel is the one listed.
+That input is the whole photo, so the heatmap covers everything the user sees:
+
+- ImageNet models: the whole photo with its aspect ratio kept, shorter side = the model's input size
+  (e.g. 451×300 → 337×224), the model traced at that size (fully convolutional bases with a global
+  pooling head can). A model that cannot run at another size gets the plain S×S resize.
+  The ImageNet evaluation protocol (the 224×224 centre crop that ``convscope predict`` and the
+  Evaluation tab use) sees less of the photo and can rank the classes differently; the panel shows
+  its top class next to ours so the two numbers are never read as a contradiction.
+- Models trained by ConvScope: the plain S×S resize of the whole photo, exactly as training and
+  ``convscope predict`` fed them.
+
+The panel names the input size; the heatmap (computed at the feature map's resolution of that
+input) is resized onto the full photo for the overlay.
 """
 
 from __future__ import annotations
@@ -34,6 +50,7 @@ from app.widgets.model_source import (
     ModelSourcePicker,
     TensorFlowGate,
     dropped_image_path,
+    model_input_size,
     read_image,
 )
 
@@ -60,6 +77,59 @@ def resolve_class(text: str, names: list[str], imagenet: bool) -> int:
                          "choose one of: " + ", ".join(f"{i} {n}" for i, n in enumerate(names[:20])))
 
 
+def explained_input(loaded, image: np.ndarray) -> tuple[np.ndarray, str]:
+    """The array the tab predicts on and explains (see the module docstring), and a description.
+
+    Runs in the job (it may trace the model at a new size)."""
+    from engine.inspect.layers import build_tap_model, model_cache  # noqa: PLC0415
+    from engine.predict import default_mode, prepare_image  # noqa: PLC0415
+
+    size = loaded.input_size or model_input_size(loaded.model)
+    height, width = image.shape[:2]
+    if default_mode(loaded) == "crop" and (height, width) != (size, size):
+        from PIL import Image  # noqa: PLC0415
+
+        scale = size / min(height, width)
+        new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+        native = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BILINEAR), np.uint8)
+        try:
+            if _fixed_size(loaded.model) not in (None, (new_h, new_w)):
+                model_cache.get(loaded.model, ("gradcam-tab", native.shape),
+                                lambda: build_tap_model(loaded.model, [], input_shape=native.shape))
+            return native, (f"the whole photo at {new_w}×{new_h} (aspect kept, shorter side {size})")
+        except Exception:  # noqa: BLE001 - e.g. a Flatten head: it only runs at its own size
+            pass
+    prepared = prepare_image(image, size, "resize")
+    return prepared, f"the whole photo resized to {size}×{size}" + (
+        " (as in training)" if loaded.kind != "imagenet" else " (this model only runs at its own size)")
+
+
+def _fixed_size(model) -> tuple[int, int] | None:
+    try:
+        shape = tuple(model.inputs[0].shape)
+    except (AttributeError, IndexError, TypeError):
+        return None
+    return None if shape[1] is None or shape[2] is None else (int(shape[1]), int(shape[2]))
+
+
+def top_k_at(loaded, array: np.ndarray, k: int = TOP_K) -> list[tuple[int, str, float]]:
+    """The model's top-k (index, name, probability) on ``array`` at its own size (in the job)."""
+    from engine.inspect.layers import build_tap_model, model_cache  # noqa: PLC0415
+    from engine.predict import class_names_for, predict_arrays, to_probabilities  # noqa: PLC0415
+
+    batch = np.asarray(array, np.float32)[None]
+    if _fixed_size(loaded.model) in (None, tuple(array.shape[:2])):
+        return predict_arrays(loaded, batch, top_k=k)[0]
+    tap = model_cache.get(loaded.model, ("gradcam-tab", array.shape),
+                          lambda: build_tap_model(loaded.model, [], input_shape=array.shape))
+    outputs = tap(batch, training=False)
+    outputs = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+    probs = to_probabilities(np.asarray(outputs))[0]
+    names = class_names_for(loaded, probs.shape[0])
+    order = np.argsort(-probs, kind="stable")[: max(1, min(int(k), probs.shape[0]))]
+    return [(int(i), names[i], float(probs[i])) for i in order]
+
+
 class GradCamTab(QWidget):
     title = "Grad-CAM"
     done = Signal()
@@ -78,6 +148,7 @@ class GradCamTab(QWidget):
         self._handle = None
         self.result = None  # the last engine CamResult
         self.top: list[tuple[int, str, float]] = []
+        self.input_text = ""  # which input the prediction and the map were computed on
         self.last_error = ""
 
         self.model_picker = ModelSourcePicker(context, self)
@@ -121,18 +192,20 @@ class GradCamTab(QWidget):
         controls.addWidget(self.class_edit, 1)
         controls.addWidget(self.run_button)
         side = QWidget(self)
-        side.setFixedWidth(270)
+        side.setFixedWidth(290)
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(0, 0, 0, 0)
-        side_layout.addWidget(QLabel("<b>Prediction</b> (click a class)", self))
-        side_layout.addWidget(self.top_list, 2)
+        header = QLabel("<b>Prediction</b> on the explained input (click a class)", self)
+        header.setWordWrap(True)
+        side_layout.addWidget(header)
+        side_layout.addWidget(self.top_list, 1)
         opacity_row = QHBoxLayout()
         opacity_row.addWidget(QLabel("Opacity:", self))
         opacity_row.addWidget(self.opacity, 1)
         opacity_row.addWidget(self.opacity_label)
         side_layout.addLayout(opacity_row)
         side_layout.addWidget(self.save_button)
-        side_layout.addWidget(self.info, 1)
+        side_layout.addWidget(self.info, 2)
         views = QGridLayout()
         views.addWidget(QLabel("Original", self), 0, 0)
         views.addWidget(QLabel("Heatmap overlay", self), 0, 1)
@@ -200,15 +273,21 @@ class GradCamTab(QWidget):
 
             image = pixels if pixels is not None else read_image(path)
             emit(Status(f"Predicting {Path(path).name}"))
-            size = loaded.input_size or int(loaded.model.inputs[0].shape[1] or 224)
-            top = predict_arrays(loaded, prepare_image(image, size, default_mode(loaded))[None], top_k=TOP_K)[0]
+            array, described = explained_input(loaded, image)
+            top = top_k_at(loaded, array)
+            crop_top = None
+            if default_mode(loaded) == "crop":  # the ImageNet protocol's answer, for comparison
+                size = loaded.input_size or model_input_size(loaded.model)
+                crop_top = predict_arrays(loaded, prepare_image(image, size, "crop")[None], top_k=1)[0][0]
             cancel.raise_if_cancelled()
             wanted = resolve_class(typed, names, imagenet) if typed else class_index
             if wanted is None:
                 wanted = top[0][0]
             emit(Status(f"{method} for class {wanted}"))
-            result = compute_cam(loaded.model, image, class_index=wanted, layer=layer, method=method)
-            return {"image": image, "top": top, "result": result, "model": loaded.model, "path": path}
+            # resize=False: the map of exactly the array the prediction list came from
+            result = compute_cam(loaded.model, array, class_index=wanted, layer=layer, method=method, resize=False)
+            return {"image": image, "top": top, "result": result, "model": loaded.model, "path": path,
+                    "input_shape": tuple(array.shape[:2]), "input_text": described, "crop_top": crop_top}
 
         self.run_button.setEnabled(False)
         self.status.setText("Computing…")
@@ -288,15 +367,25 @@ class GradCamTab(QWidget):
         result = outcome["result"]
         self.result, self.top = result, outcome["top"]
         self._heatmap = result.heatmap
-        self._fill_top(outcome["top"], result.class_index)
+        self._fill_top(outcome["top"], result.class_index, result.score)
         self.original_view.set_image(self._pixels)
         self._reblend(keep_view=False)
         self.save_button.setEnabled(True)
         name = self._class_names[result.class_index] if result.class_index < len(self._class_names) else ""
-        self.info.setText(
-            f"<b>{name or 'class'}</b> (#{result.class_index})<br>score {result.score:.3f}<br>"
-            f"method {self.method_combo.currentText()}<br>layer {result.layer}"
-        )
+        self.input_text = outcome.get("input_text", "")
+        height, width = self._pixels.shape[:2]
+        lines = [
+            f"<b>{name or 'class'}</b> (#{result.class_index}): probability {result.score:.1%}",
+            f"Input: {self.input_text}; the prediction list and the map both come from it.",
+            f"Heatmap: {self.method_combo.currentText()} at layer {result.layer}, drawn over the full "
+            f"{width}×{height} photo.",
+        ]
+        crop = outcome.get("crop_top")
+        if crop is not None:
+            size = self._loaded.input_size or model_input_size(self._loaded.model)
+            lines.append(f"<span style='color:palette(mid)'>ImageNet protocol ({size}×{size} centre crop, as "
+                         f"<i>convscope predict</i>): {crop[1]} {crop[2]:.1%}</span>")
+        self.info.setText("<br>".join(lines))
         self.status.setText(f"{Path(self._image_path).name}: evidence for '{name or result.class_index}'.")
         self.done.emit()
 
@@ -313,20 +402,21 @@ class GradCamTab(QWidget):
         self.status.setText("Cancelled.")
         self.done.emit()
 
-    def _fill_top(self, top, chosen: int) -> None:
+    def _fill_top(self, top, chosen: int, chosen_probability: float | None = None) -> None:
         self.top_list.clear()
         listed = False
         for index, name, prob in top:
             item = QListWidgetItem(f"{name}  —  {prob:.1%}")
             item.setData(Qt.ItemDataRole.UserRole, index)
-            item.setToolTip(f"class {index}")
+            item.setToolTip(f"class {index}: probability {prob:.4f} on the explained input")
             self.top_list.addItem(item)
             if index == chosen:
                 item.setSelected(True)
                 self.top_list.setCurrentItem(item)
                 listed = True
         if not listed and chosen < len(self._class_names):
-            item = QListWidgetItem(f"{self._class_names[chosen]}  (chosen)")
+            extra = f"  —  {chosen_probability:.1%}" if chosen_probability is not None else ""
+            item = QListWidgetItem(f"{self._class_names[chosen]}{extra}  (chosen)")
             item.setData(Qt.ItemDataRole.UserRole, chosen)
             self.top_list.addItem(item)
             self.top_list.setCurrentItem(item)

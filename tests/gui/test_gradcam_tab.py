@@ -91,6 +91,10 @@ def test_overlay_is_shown_and_opacity_reblends_without_recomputing(qtbot, contex
     assert tab.top_list.count() == 3  # top-k capped at the 3 classes
     assert tab.top[0][1] in ("ant", "bee", "cat")
     assert tab.result.class_index == tab.top[0][0]  # the predicted class by default
+    # the panel's probability is the listed one: both come from the same input
+    assert tab.result.score == pytest.approx(tab.top[0][2], abs=1e-5)
+    assert f"{tab.top[0][2]:.1%}" in tab.info.text() and "32×32" in tab.info.text()
+    assert f"{tab.top[0][2]:.1%}" in tab.top_list.item(0).text()
     before = tab.overlay_image().copy()
     assert before.shape == (36, 44, 3)  # at the image's own size
     assert tab.original_view.image().shape == (36, 44, 3)
@@ -166,3 +170,38 @@ def test_model_without_conv_layers_shows_the_engine_message_and_stays_usable(qtb
         tab.run()
     assert tab.result is not None and tab.result.layer == "input"
     assert tab.overlay_image().shape == (36, 44, 3)
+
+
+def test_imagenet_model_explains_the_whole_photo_at_its_aspect_and_agrees_with_the_list(qtbot, context, tmp_path):
+    """An ImageNet (fully convolutional) model: the prediction list and the map come from the whole
+    photo with its aspect kept (shorter side = input size), so the numbers agree and the heatmap
+    covers the whole photo; the ImageNet protocol's centre-crop answer is shown beside it."""
+    import keras
+
+    from engine.models.loading import LoadedModel
+
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([
+        keras.Input((32, 32, 3)),
+        keras.layers.Rescaling(1 / 255.0),
+        keras.layers.Conv2D(6, 3, activation="relu", name="conv_a"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(4, activation="softmax", name="probs"),
+    ], name="fcn")
+    loaded = LoadedModel(model=model, class_names=["a", "b", "c", "d"], kind="imagenet", input_size=32,
+                         label="fcn", source="fcn")
+    pixels = np.full((40, 80, 3), 20, np.uint8)
+    pixels[5:35, 50:75] = (250, 250, 250)  # off centre: outside the centre crop
+    path = tmp_path / "wide.png"
+    Image.fromarray(pixels).save(path)
+    tab = _tab(qtbot, context)
+    context.set_model(loaded)
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        tab.show_image(str(path))
+    assert tab.last_error == ""
+    assert "64×32" in tab.input_text  # 80×40 → shorter side 32, aspect kept
+    assert tab.result.heatmap.shape == (32, 64)
+    listed = {index: prob for index, _, prob in tab.top}
+    assert tab.result.score == pytest.approx(listed[tab.result.class_index], abs=1e-5)
+    assert "centre crop" in tab.info.text()
+    assert tab.overlay_image().shape == (40, 80, 3)
