@@ -3,7 +3,9 @@ loading TensorFlow) runs here, off the GUI thread.
 
 A job is ``fn(emit, cancel) -> result`` — an engine entry point with its config bound. The runner:
 
-* runs it on a worker thread of its own (a Python thread per job; see :class:`_Worker`);
+* runs it on a worker thread of its own (a Python thread per job; see :class:`_Worker`), or — for
+  the long TensorFlow jobs, training and evaluation — in a child process
+  (:meth:`JobRunner.start_process`, :mod:`engine.worker`), whose GIL is not the GUI's;
 * turns the engine events the job emits into the :attr:`JobHandle.event` Qt signal, delivered on
   the GUI thread. Events are queued and handed over in batches, at most every ``WAKE_INTERVAL_S``
   for the chatty per-batch progress events (of which only the newest is kept), so a fast training
@@ -157,6 +159,7 @@ class JobHandle(QObject):
         self.started_at = time.monotonic()
         self.progress_started_at: float | None = None
         self.last_progress: tuple[int, int] = (0, 0)
+        self.process_job = None  # engine.worker.ProcessJob for jobs run in a child process
         self._queue: deque[Event] = deque()
         self._lock = threading.Lock()
         self._wake_pending = False
@@ -306,6 +309,7 @@ class JobRunner(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._threads: list[threading.Thread] = []
+        self._processes: list = []  # engine.worker.ProcessJob
         self._jobs: list[JobHandle] = []
         self.dialog_parent: QWidget | None = None
         self.show_dialogs = True
@@ -315,6 +319,28 @@ class JobRunner(QObject):
     def start(self, name: str, fn: JobFn, group: str | None = None, exclusive: bool = False) -> JobHandle:
         """Run ``fn(emit, cancel)`` on a worker thread. A running job of the same ``group``
         (default: the same ``name``) is cancelled first. ``exclusive`` jobs wait for each other."""
+        handle = self._new_handle(name, group)
+        worker = _Worker(handle, fn, exclusive)
+        return self._launch(handle, worker.thread)
+
+    def start_process(self, name: str, target, args: tuple = (), kwargs: dict | None = None,
+                      group: str | None = None) -> JobHandle:
+        """Run ``target(*args, emit=, cancel=, **kwargs)`` in a child process (:mod:`engine.worker`):
+        for the long TensorFlow jobs (training, evaluation) that would hold the GUI process's GIL.
+        ``target`` is ``"package.module:function"`` or a module-level function; ``args`` must pickle.
+        The handle behaves exactly like a thread job's: the same signals, cancel and errors."""
+        from engine.worker import ProcessJob  # noqa: PLC0415 (no TensorFlow)
+
+        handle = self._new_handle(name, group)
+        token = handle.token  # the reader thread sees plain Python objects, no Qt wrapper in closures
+        job = ProcessJob(name, target, args, kwargs, on_event=handle._emit_from_worker,
+                         on_done=handle._bridge.done.emit, cancel_requested=lambda: token.cancelled)
+        handle.process_job = job
+        self._processes = [p for p in self._processes if p.thread.is_alive()]
+        self._processes.append(job)
+        return self._launch(handle, job.thread, job.start)
+
+    def _new_handle(self, name: str, group: str | None) -> JobHandle:
         group = group or name
         for job in self._jobs:
             if job.group == group and job.running:
@@ -323,12 +349,14 @@ class JobRunner(QObject):
         handle.progress.connect(self._on_handle_progress)
         handle.failed.connect(self._on_handle_failed)
         handle.ended.connect(self._on_handle_ended)
+        return handle
+
+    def _launch(self, handle: JobHandle, thread: threading.Thread, starter=None) -> JobHandle:
         was_busy = self.busy
         self._jobs.append(handle)
-        worker = _Worker(handle, fn, exclusive)
         self._threads = [t for t in self._threads if t.is_alive()]
-        self._threads.append(worker.thread)
-        worker.thread.start()
+        self._threads.append(thread)
+        (starter or thread.start)()
         self.job_started.emit(handle)
         if not was_busy:
             self.busy_changed.emit(True)
@@ -356,10 +384,15 @@ class JobRunner(QObject):
         for job in self._jobs:
             job.cancel()
 
-    def cancel_all_and_wait(self, timeout_ms: int = 10_000) -> bool:
+    def cancel_all_and_wait(self, timeout_ms: int = 10_000, terminate_after_ms: int | None = None) -> bool:
         """Cancel every job and wait until their threads are done, processing events meanwhile so
-        queued results are delivered and nothing deadlocks. Returns True when all ended in time."""
+        queued results are delivered and nothing deadlocks. A job process still running after
+        ``terminate_after_ms`` (default: ``timeout_ms`` minus 3 s) is terminated — the last resort;
+        threads are never killed. Returns True when all ended in time."""
         self.cancel_all()
+        if terminate_after_ms is None:
+            terminate_after_ms = max(0, timeout_ms - 3_000)
+        terminated = False
         timer = QElapsedTimer()
         timer.start()
         while True:
@@ -367,6 +400,12 @@ class JobRunner(QObject):
             if not self._threads:
                 break
             self._threads[0].join(0.02)
+            if not terminated and timer.elapsed() > terminate_after_ms:
+                terminated = True
+                for job in self._processes:
+                    if job.process.is_alive():
+                        log.warning("terminating the job process of %s", job.name)
+                        job.terminate()
             if timer.elapsed() > timeout_ms:
                 log.warning("jobs still running after %d ms: %s", timeout_ms,
                             [job.name for job in self.running_jobs()])

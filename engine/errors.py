@@ -18,6 +18,10 @@ class ConvScopeError(Exception):
     def __str__(self) -> str:
         return f"{self.message} — {self.hint}" if self.hint else self.message
 
+    def __reduce__(self):
+        # pickle with the hint (errors travel back from the GUI's job processes, engine.worker)
+        return (type(self), (self.message, self.hint), self.__dict__)
+
 
 class InvalidSetting(ConvScopeError):
     """A configuration value is out of range or inconsistent."""

@@ -236,13 +236,9 @@ class EvaluationTab(QWidget):
         if not run_dir:
             return None
         self.model.run_dir = run_dir
-
-        def job(emit, cancel):
-            from engine.train.evaluate import evaluate  # noqa: PLC0415
-
-            return evaluate(run_dir, emit=emit, cancel=cancel)
-
-        self._job = self.context.runner.start("Evaluating", job, group=GROUP)
+        # in a child process (engine.worker): the TensorFlow work does not hold the GUI's GIL
+        self._job = self.context.runner.start_process("Evaluating", "engine.train.evaluate:evaluate",
+                                                      (str(run_dir),), group=GROUP)
         self._job.finished.connect(self._on_evaluated)
         self._job.ended.connect(self._on_ended)
         self.evaluate_button.setEnabled(False)

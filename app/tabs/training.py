@@ -422,30 +422,25 @@ class TrainingTab(QWidget):
         config = values.to_config()
         self.save_settings()
         lr_text = self.lr_edit.text().strip()
+        from engine.errors import ConvScopeError, InvalidSetting  # noqa: PLC0415
 
-        def job(emit, cancel):
-            from engine.errors import InvalidSetting  # noqa: PLC0415
-            from engine.train.strategies import train  # noqa: PLC0415
-
+        try:  # settings errors are found here, without starting a process for them
             if values.learning_rate is not None and values.learning_rate != values.learning_rate:
                 raise InvalidSetting(f"learning rate '{lr_text}' is not a number",
                                      "type one such as 1e-4, or leave it empty for the default")
-            return train(config, emit=emit, cancel=cancel)
-
-        return self._start_job("Training", job)
+            config.validate()
+        except ConvScopeError as error:
+            return self._start_job("Training", _failing_job(error))
+        # Training runs in a child process (engine.worker): its TensorFlow work holds that
+        # process's GIL, not the GUI's.
+        return self._start_job("Training", ("engine.train.strategies:train", (config,)))
 
     def resume(self, run_dir: str) -> JobHandle | None:
         if not self.context.tf_is_ready:
             return None
-
-        def job(emit, cancel):
-            from engine.train.strategies import resume  # noqa: PLC0415
-
-            return resume(run_dir, emit=emit, cancel=cancel)
-
         from engine.train.rundir import read_history  # noqa: PLC0415
 
-        handle = self._start_job("Resuming training", job)
+        handle = self._start_job("Resuming training", ("engine.train.strategies:resume", (str(run_dir),)))
         try:
             self.curves.set_history(read_history(run_dir))
         except Exception:  # noqa: BLE001 - an unreadable history just starts empty curves
@@ -453,12 +448,16 @@ class TrainingTab(QWidget):
         return handle
 
     def _start_job(self, name: str, job) -> JobHandle:
+        """``job``: ``(target, args)`` for a job process, or a thread job function."""
         self.curves.clear_live()
         self.warnings_list.clear()
         self.warnings_list.setVisible(False)
         self.event_count = 0
         self.status_label.setText("Preparing…")
-        self._job = self.context.runner.start(name, job, group=GROUP)
+        if isinstance(job, tuple):  # (target, args): a job process
+            self._job = self.context.runner.start_process(name, job[0], job[1], group=GROUP)
+        else:
+            self._job = self.context.runner.start(name, job, group=GROUP)
         self._job.event.connect(self._on_event)
         self._job.finished.connect(self._on_finished)
         self._job.ended.connect(self._on_ended)
@@ -627,3 +626,12 @@ class TrainingTab(QWidget):
         tab = self.context.tabs.get("Evaluation")
         if tab is not None:
             tab.show_run(selected[0])
+
+
+def _failing_job(error: Exception):
+    """A job that only reports ``error`` (through the runner's one error path)."""
+
+    def job(emit, cancel):
+        raise error
+
+    return job

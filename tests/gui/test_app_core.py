@@ -162,3 +162,26 @@ def test_escape_cancels_the_current_tabs_job(window, qtbot):
     handle = window.context.runner.start("Training", job, group="training")
     with qtbot.waitSignal(handle.cancelled, timeout=3_000):
         qtbot.keyClick(window, Qt.Key.Key_Escape)
+
+
+def process_loop_target(emit, cancel):
+    from engine.events import Status
+
+    emit(Status("running in a child process"))
+    while not cancel.cancelled:
+        time.sleep(0.005)
+    time.sleep(0.1)  # a little clean-up after the cancel
+    return None
+
+
+def test_closing_the_window_during_a_process_job_exits_cleanly(window, qtbot):
+    runner = window.context.runner
+    handle = runner.start_process("Training", process_loop_target, group="training")
+    with qtbot.waitSignal(handle.event, timeout=60_000):
+        pass
+    t0 = time.monotonic()
+    window.close()
+    assert time.monotonic() - t0 < 15
+    assert handle.outcome == "cancelled"
+    assert not handle.process_job.process.is_alive()
+    assert not runner.busy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -158,3 +159,81 @@ def test_progress_widget_follows_its_group(runner, qtbot):
         pass
     assert not widget.cancel_button.isEnabled()
     assert format_eta(75) == "1 min 15 s left" and format_eta(None) == ""
+
+
+# ---- jobs in a child process (engine.worker): module-level targets, so "spawn" can import them
+def counting_target(n, emit, cancel):
+    for i in range(n):
+        emit(Progress(done=i + 1, total=n))
+    for i in range(5_000):
+        emit(BatchProgress(epoch=1, batch=i + 1, batches=5_000, metrics={"loss": 1.0}))
+    return {"pid": os.getpid(), "n": n}
+
+
+def looping_target(emit, cancel):
+    emit(Status("looping"))
+    while True:
+        cancel.raise_if_cancelled()
+        time.sleep(0.005)
+
+
+def stubborn_target(emit, cancel):
+    emit(Status("ignoring cancel"))
+    while True:
+        time.sleep(0.05)
+
+
+def failing_target(kind, emit, cancel):
+    if kind == "user":
+        raise DatasetError("folder 'x' has no class folders", "make one sub-folder per class")
+    if kind == "exit":
+        os._exit(3)
+    return 1 / 0
+
+
+def test_process_job_result_and_events(runner, qtbot):
+    seen = []
+    handle = runner.start_process("count", counting_target, (3,))
+    handle.event.connect(seen.append)
+    with qtbot.waitSignal(handle.finished, timeout=60_000) as blocker:
+        pass
+    assert blocker.args[0]["n"] == 3 and blocker.args[0]["pid"] != os.getpid()
+    assert [e.done for e in seen if isinstance(e, Progress)] == [1, 2, 3]
+    batches = [e for e in seen if isinstance(e, BatchProgress)]
+    assert len(batches) < 1_000 and batches[-1].batch == 5_000  # coalesced, the newest arrives
+    assert handle.outcome == "finished"
+    qtbot.waitUntil(lambda: not handle.process_job.process.is_alive(), timeout=20_000)
+
+
+def test_process_job_cancel(runner, qtbot):
+    handle = runner.start_process("loop", looping_target)
+    with qtbot.waitSignal(handle.event, timeout=60_000):
+        pass
+    with qtbot.waitSignal(handle.cancelled, timeout=5_000):
+        handle.cancel()
+    assert handle.outcome == "cancelled"
+
+
+def test_process_job_errors_reach_the_one_handler(runner, qtbot, errors):
+    user = runner.start_process("scan", failing_target, ("user",))
+    bug = runner.start_process("broken", failing_target, ("bug",))
+    died = runner.start_process("dies", failing_target, ("exit",))
+    with qtbot.waitSignals([user.failed, bug.failed, died.failed], timeout=60_000):
+        pass
+    by_name = {name: (message, details) for name, message, details in errors}
+    assert by_name["scan"] == ("folder 'x' has no class folders — make one sub-folder per class", "")
+    assert isinstance(user.error, DatasetError) and user.error.hint == "make one sub-folder per class"
+    assert "ZeroDivisionError" in by_name["broken"][0] and "1 / 0" in by_name["broken"][1]
+    assert "exit code 3" in by_name["dies"][0]
+    again = runner.start_process("fine", counting_target, (1,))
+    with qtbot.waitSignal(again.finished, timeout=60_000):
+        pass
+
+
+def test_a_stuck_process_is_terminated_as_the_last_resort(runner, qtbot):
+    handle = runner.start_process("stuck", stubborn_target)
+    with qtbot.waitSignal(handle.event, timeout=60_000):
+        pass
+    assert runner.cancel_all_and_wait(timeout_ms=20_000, terminate_after_ms=500)
+    assert handle.outcome == "cancelled"
+    assert not handle.process_job.process.is_alive()
