@@ -39,6 +39,22 @@ from app.widgets.model_source import (
 )
 
 GRID_MARGIN = 2
+AUTO = 0  # "Channels per row" special value: as many as fill the view best
+
+
+def best_columns(channels: int, tile_h: int, tile_w: int, view_w: int, view_h: int,
+                 margin: int = GRID_MARGIN) -> int:
+    """The number of columns that shows ``channels`` tiles largest in a ``view_w``×``view_h`` view."""
+    if channels <= 1 or view_w <= 0 or view_h <= 0:
+        return max(1, channels)
+    best, best_scale = 1, -1.0
+    for cols in range(1, channels + 1):
+        rows = -(-channels // cols)
+        width, height = cols * (tile_w + margin) - margin, rows * (tile_h + margin) - margin
+        scale = min(view_w / width, view_h / height)
+        if scale > best_scale + 1e-9:
+            best, best_scale = cols, scale
+    return best
 _PATH_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -73,15 +89,19 @@ class ActivationsTab(QWidget):
         self.model_picker = ModelSourcePicker(context, self)
         self.image_picker = ImagePicker(self)
         self.per_row = QSpinBox(self)
-        self.per_row.setRange(1, 64)
-        self.per_row.setValue(16)
-        self.per_row.setToolTip("Channels per row of the grid")
+        self.per_row.setRange(AUTO, 64)
+        self.per_row.setSpecialValueText("auto")
+        self.per_row.setValue(AUTO)
+        self.per_row.setToolTip("Channels per row of the grid (auto: as many as make the tiles largest in the view)")
         self.layer_tree = QTreeWidget(self)
         self.layer_tree.setHeaderLabels(["Layer", "Output shape", "Class"])
-        self.layer_tree.setColumnWidth(0, 150)
-        self.layer_tree.setColumnWidth(1, 110)
+        self.layer_tree.setColumnWidth(0, 200)
+        self.layer_tree.setColumnWidth(1, 104)
+        self.layer_tree.setColumnWidth(2, 110)
+        self.layer_tree.setIndentation(12)
+        self.layer_tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # block3b_…_activation
         self.layer_tree.setUniformRowHeights(True)
-        self.layer_tree.setMinimumWidth(260)
+        self.layer_tree.setMinimumWidth(300)
         self.grid_view = ImageView(self, placeholder="Choose a model, an image and a layer")
         self.grid_title = QLabel("", self)
         self.grid_title.setWordWrap(True)
@@ -151,7 +171,7 @@ class ActivationsTab(QWidget):
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
         splitter.setStretchFactor(2, 0)
-        splitter.setSizes([300, 660, 300])
+        splitter.setSizes([440, 520, 300])
         layout = QVBoxLayout(self)
         layout.addWidget(self.gate)
         layout.addWidget(self.model_picker)
@@ -164,6 +184,11 @@ class ActivationsTab(QWidget):
         self.layer_tree.currentItemChanged.connect(self._on_tree_current)
         self.grid_view.clicked.connect(self._on_grid_clicked)
         self.per_row.valueChanged.connect(self._on_per_row)
+        self._relayout_timer = QTimer(self)
+        self._relayout_timer.setSingleShot(True)
+        self._relayout_timer.setInterval(80)
+        self._relayout_timer.timeout.connect(self._relayout)
+        self.grid_view.resized.connect(self._relayout_timer.start)
         context.model_changed.connect(self.set_model)
         context.layer_selected.connect(self.select_layer)
         if getattr(context, "current_model", None) is not None:
@@ -251,9 +276,12 @@ class ActivationsTab(QWidget):
         parents: list[QTreeWidgetItem | None] = [None]
         for info in self._layers:
             name = info.path.rsplit("/", 1)[-1]
-            item = QTreeWidgetItem([name, _shape_text(info.output_shape), info.class_name])
+            shape = _shape_text(info.output_shape)
+            item = QTreeWidgetItem([name, shape, info.class_name])
             item.setData(0, _PATH_ROLE, info.path)
-            item.setToolTip(0, f"{info.path}\n{info.params:,} parameters")
+            tip = f"{info.path}\n{info.class_name}, output {shape}\n{info.params:,} parameters"
+            for column in range(3):
+                item.setToolTip(column, tip)
             if not info.is_spatial or info.is_model:
                 for column in range(3):
                     item.setForeground(column, self.palette().placeholderText())
@@ -292,21 +320,18 @@ class ActivationsTab(QWidget):
             return
         model = self._loaded.model
         path, image = self._image_path, self._image
-        layer, per_row = self._layer, self.per_row.value()
+        layer = self._layer
 
         def job(emit, cancel):
             from engine.events import Status  # noqa: PLC0415
-            from engine.inspect.activations import channel_grid, channel_stats, compute_activations  # noqa: PLC0415
+            from engine.inspect.activations import channel_stats, compute_activations  # noqa: PLC0415
 
             pixels = image if image is not None else read_image(path)
             emit(Status(f"Activations of {len(need)} layer(s) for {Path(path).name}"))
             cancel.raise_if_cancelled()
             values = compute_activations(model, pixels, need)
             stats = {p: channel_stats(v) for p, v in values.items() if np.ndim(v) >= 2}
-            grid = None
-            if layer is not None and layer in values:
-                grid = channel_grid(values[layer], images_per_row=per_row, margin=GRID_MARGIN)
-            return {"image": pixels, "values": values, "stats": stats, "layer": layer, "grid": grid,
+            return {"image": pixels, "values": values, "stats": stats, "layer": layer,
                     "model": model, "path": path}
 
         self.status.setText("Computing activations…")
@@ -329,10 +354,7 @@ class ActivationsTab(QWidget):
         self._activations.update(result["values"])
         self._stats.update(result["stats"])
         self._update_sparsity_chart()
-        if result["layer"] == self._layer and result["grid"] is not None:
-            self._show_layer(result["grid"])
-        else:
-            self._show_layer()
+        self._show_layer()
         self.done.emit()
 
     @Slot(object)
@@ -366,23 +388,43 @@ class ActivationsTab(QWidget):
         if self._layer in self._activations:
             self._show_layer()
 
-    def _show_layer(self, grid: np.ndarray | None = None) -> None:
+    def columns_for(self, activation: np.ndarray) -> int:
+        """Channels per row: the spin box's value, or (auto) the count that fills the view best."""
+        if self.per_row.value() != AUTO:
+            return self.per_row.value()
+        if np.ndim(activation) != 3:
+            return 16
+        height, width, channels = activation.shape
+        view_w, view_h = self.grid_view.view_size()
+        return best_columns(channels, height, width, view_w, view_h)
+
+    @Slot()
+    def _relayout(self) -> None:
+        """The view changed size: re-lay out an auto grid if another column count now fits better
+        (only while the user has not zoomed or panned it)."""
+        if self.per_row.value() != AUTO or self._grid_shape is None or not self.grid_view.auto_fit:
+            return
+        activation = self._activations.get(self._layer)
+        if activation is not None and np.ndim(activation) == 3 and self.columns_for(activation) != self._grid_shape[2]:
+            self._show_layer()
+
+    def _show_layer(self) -> None:
         layer = self._layer
         if layer is None or layer not in self._activations:
             return
         activation = self._activations[layer]
-        if grid is None:
-            from engine.errors import ConvScopeError  # noqa: PLC0415
-            from engine.inspect.activations import channel_grid  # noqa: PLC0415
+        from engine.errors import ConvScopeError  # noqa: PLC0415
+        from engine.inspect.activations import channel_grid  # noqa: PLC0415
 
-            try:
-                grid = channel_grid(activation, images_per_row=self.per_row.value(), margin=GRID_MARGIN)
-            except ConvScopeError as error:  # numpy only, instant: report it the same way
-                self.context.runner.report_error("Activations", error)
-                self._on_failed(error)
-                return
+        columns = self.columns_for(activation)
+        try:
+            grid = channel_grid(activation, images_per_row=columns, margin=GRID_MARGIN)
+        except ConvScopeError as error:  # numpy only, instant: report it the same way
+            self.context.runner.report_error("Activations", error)
+            self._on_failed(error)
+            return
         height, width, channels = activation.shape
-        self._grid_shape = (height, width, min(self.per_row.value(), channels))
+        self._grid_shape = (height, width, min(columns, channels))
         self.grid_view.set_image(grid)
         info = next((i for i in self._layers if i.path == layer), None)
         kind = f" ({info.class_name})" if info else ""

@@ -2,6 +2,8 @@
 
 Mouse wheel zooms, dragging pans, a double-click fits the image again. A left click on the
 image emits :attr:`ImageView.clicked` with the pixel coordinates (column, row) of the array.
+Until the user zooms or pans, the image stays fitted to the view when the view is resized (shown
+for the first time, window resized, splitter moved); after that the user's zoom and pan are kept.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ class ImageView(QWidget):
     """Shows one ``HxW`` or ``HxWx3`` uint8 array with its pixels square, row 0 at the top."""
 
     clicked = Signal(int, int)  # x (column), y (row) in array pixels
+    resized = Signal()  # the view's size changed (e.g. to re-lay out a grid for the new aspect)
 
     def __init__(self, parent: QWidget | None = None, placeholder: str = "") -> None:
         super().__init__(parent)
@@ -25,6 +28,8 @@ class ImageView(QWidget):
         self._graphics.ci.setContentsMargins(0, 0, 0, 0)
         self._viewbox: pg.ViewBox = self._graphics.addViewBox(lockAspect=True, invertY=True)
         self._viewbox.setMenuEnabled(False)
+        self._auto_fit = True  # refit on resize until the user zooms or pans
+        self._viewbox.sigRangeChangedManually.connect(self._on_manual_range)
         self._item = pg.ImageItem(axisOrder="row-major")
         self._viewbox.addItem(self._item)
         self._text = pg.TextItem(placeholder, color=(110, 110, 110), anchor=(0.5, 0.5))
@@ -74,15 +79,28 @@ class ImageView(QWidget):
 
     @Slot()
     def fit(self) -> None:
+        """Show the whole image as large as the view allows (and keep it fitted on resize)."""
+        self._auto_fit = True
         if self._array is not None:
             h, w = self._array.shape[:2]
             self._viewbox.setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
+
+    @property
+    def auto_fit(self) -> bool:
+        """True until the user zooms or pans (then resizing keeps their view)."""
+        return self._auto_fit
+
+    def view_size(self) -> tuple[int, int]:
+        """(width, height) in device pixels of the area the image is drawn in."""
+        rect = self._graphics.viewport().rect()
+        return rect.width(), rect.height()
 
     def view_range(self) -> list[list[float]]:
         return self._viewbox.viewRange()
 
     def zoom(self, factor: float) -> None:
-        """Zoom about the centre (``factor`` > 1 zooms in)."""
+        """Zoom about the centre (``factor`` > 1 zooms in), as the mouse wheel does."""
+        self._auto_fit = False
         self._viewbox.scaleBy((1.0 / factor, 1.0 / factor))
 
     def click_pixel(self, x: int, y: int) -> None:
@@ -90,6 +108,16 @@ class ImageView(QWidget):
         self.clicked.emit(int(x), int(y))
 
     # -- events ----------------------------------------------------------------------------
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if self._auto_fit and self._array is not None:
+            self.fit()
+        self.resized.emit()
+
+    @Slot(object)
+    def _on_manual_range(self, *_args) -> None:
+        self._auto_fit = False
+
     @Slot(object)
     def _on_scene_click(self, event) -> None:
         if self._array is None:

@@ -85,6 +85,7 @@ def test_grid_has_one_tile_per_channel_and_click_enlarges(qtbot, context, image_
     from app.tabs.activations import GRID_MARGIN
 
     tab = _tab(qtbot, context)
+    tab.per_row.setValue(16)
     context.set_model(_loaded(_two_conv()))
     assert tab.current_layer == "conv_a"  # the first conv layer is chosen by default
     with qtbot.waitSignal(tab.done, timeout=60_000):
@@ -111,6 +112,7 @@ def test_grid_has_one_tile_per_channel_and_click_enlarges(qtbot, context, image_
 
 def test_nested_base_is_a_tree_and_inner_layers_work(qtbot, context, image_path):
     tab = _tab(qtbot, context)
+    tab.per_row.setValue(16)
     context.set_model(_loaded(_book_shape()))
     top = [tab.layer_tree.topLevelItem(i).text(0) for i in range(tab.layer_tree.topLevelItemCount())]
     assert "tiny_base" in top
@@ -157,3 +159,39 @@ def test_model_without_conv_layers_shows_the_engine_message_and_stays_usable(qtb
     with qtbot.waitSignal(tab.done, timeout=60_000):
         context.set_model(_loaded(_two_conv()))
     assert tab.grid_image() is not None
+
+
+def test_auto_columns_fill_the_view_and_the_user_zoom_is_kept(qtbot, context, image_path):
+    from app.tabs.activations import best_columns
+
+    assert best_columns(32, 112, 112, 600, 600) == 6  # 6×6 is the largest square-ish fit
+    assert best_columns(32, 112, 112, 1800, 230) == 16  # a wide, low view: two rows
+    tab = _tab(qtbot, context)
+    tab.show()
+    qtbot.waitExposed(tab)
+    assert tab.per_row.text() == "auto"
+    context.set_model(_loaded(_two_conv()))
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        tab.show_image(image_path)
+    view_w, view_h = tab.grid_view.view_size()
+    grid_h, grid_w = tab.grid_image().shape[:2]
+    expected = best_columns(6, 30, 30, view_w, view_h)
+    assert tab.grid_image().shape[1] == expected * 30 + (expected - 1) * 2
+    # the grid fills the view in one direction (fit, not a strip in the middle)
+    (x0, x1), (y0, y1) = tab.grid_view.view_range()
+    assert (x1 - x0) <= grid_w * 1.1 or (y1 - y0) <= grid_h * 1.1
+    # names and shapes are readable: every column has a tooltip, the name column is wide enough
+    item = tab.layer_tree.topLevelItem(1)
+    assert item.toolTip(2) and "conv_a" in item.toolTip(0)
+    assert tab.layer_tree.columnWidth(0) >= 180
+    # a user zoom survives a resize; a new layer is fitted again
+    tab.grid_view.zoom(2.0)
+    grid = tab.grid_image()
+    tab.resize(1100, 700)
+    qtbot.waitUntil(lambda: not tab._relayout_timer.isActive(), timeout=5_000)
+    (x0, x1), _ = tab.grid_view.view_range()
+    assert not tab.grid_view.auto_fit and tab.grid_image() is grid  # neither refitted nor re-laid out
+    assert (x1 - x0) < grid_w * 0.9  # still zoomed in
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        tab.select_layer("conv_b")
+    assert tab.grid_view.auto_fit
