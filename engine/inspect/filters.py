@@ -6,9 +6,11 @@ deprocess (standardise, ×0.1, +0.5, clip to 0..1, ×255). ConvScope optimises m
 one filter per image in the batch, in one compiled ``tf.function`` step whose filter indices are a
 tensor (a Python int would retrace for every filter). The gradient is normalised per image (RMS
 over each image's own gradient) and each image's loss depends only on that image, so a batch gives
-the same patterns as one filter at a time. ``precision="bfloat16"`` runs the convolutions in
-bfloat16 (the CPU's AMX/AVX-512-BF16 units: several times faster) with the image, the first
-convolution (on raw pixels) and the update kept in float32.
+the same patterns as one filter at a time. Only the model up to the chosen layer is computed (a
+truncated copy sharing the weights: later layers, the head and other outputs are not in the graph).
+``precision="bfloat16"`` runs a bfloat16 copy of that truncated model (the CPU's AMX/AVX-512-BF16
+units: several times faster); the image, the layers on raw pixels (preprocessing, the first
+convolution) and the update stay float32.
 """
 
 from __future__ import annotations
