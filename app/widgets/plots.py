@@ -191,7 +191,9 @@ class ClassCountChart(pg.PlotWidget):
         self.setTitle("Images per class")
         self.counts: dict[str, int] = {}
         self._items: list = []
-        self._legend = self.addLegend(offset=(-10, 10))
+        # one row, centred along the top edge, above the bars (set_counts leaves head-room for it)
+        self._legend = self.addLegend(offset=(0, 2), colCount=3, labelTextSize="8pt")
+        self._legend.anchor(itemPos=(0.5, 0), parentPos=(0.5, 0), offset=(0, 2))
 
     def set_counts(self, per_subset: dict[str, dict[str, int]], classes: list[str]) -> None:
         for item in self._items:
@@ -210,6 +212,8 @@ class ClassCountChart(pg.PlotWidget):
             if len(per_subset) > 1:
                 self._legend.addItem(bars, subset)
             bottom = [b + h for b, h in zip(bottom, heights)]
+        self._legend.setColumnCount(max(1, len(per_subset)))
+        self._legend.setVisible(len(per_subset) > 1)
         for x, c in zip(xs, classes):
             text = pg.TextItem(str(self.counts[c]), anchor=(0.5, 1.0), color=pg.getConfigOption("foreground"))
             text.setPos(x, bottom[x])
@@ -218,4 +222,5 @@ class ClassCountChart(pg.PlotWidget):
         self.getAxis("bottom").setTicks([[(x, c) for x, c in zip(xs, classes)]])
         top = max(bottom) if bottom else 1
         self.setXRange(-0.6, max(len(classes) - 0.4, 0.6), padding=0)
-        self.setYRange(0, top * (1.75 if len(per_subset) > 1 else 1.15) + 1, padding=0)
+        # head-room: the totals above the bars, and the one-row legend above them
+        self.setYRange(0, top * (1.6 if len(per_subset) > 1 else 1.15) + 1, padding=0)

@@ -88,3 +88,27 @@ def test_augmentation_preview_shows_a_grid_and_rerolls(tf_context, qtbot, shapes
     with qtbot.waitSignal(tab.preview_done, timeout=60_000):
         tab.reroll_button.click()
     assert all(label.pixmap() is not None and not label.pixmap().isNull() for label in tab.preview_labels)
+
+
+def test_bar_chart_legend_sits_above_the_bars_and_totals(qtbot):
+    from app.widgets.plots import ClassCountChart
+
+    chart = ClassCountChart()
+    qtbot.addWidget(chart)
+    chart.resize(536, 212)
+    chart.show()
+    qtbot.waitExposed(chart)
+    per_subset = {"train": {"coat": 1000, "pullover": 1000}, "validation": {"coat": 500, "pullover": 500},
+                  "test": {"coat": 500, "pullover": 500}}
+    chart.set_counts(per_subset, ["coat", "pullover"])
+    qtbot.waitUntil(lambda: chart._legend.isVisible())
+    legend = chart._legend.mapRectToScene(chart._legend.boundingRect())
+    view = chart.getPlotItem().vb
+    top_of_bars = view.mapViewToScene(pg_point(0, 2000)).y()
+    assert legend.bottom() < top_of_bars - 12  # clear of the bars and of the "2000" above them
+
+
+def pg_point(x, y):
+    from PySide6.QtCore import QPointF
+
+    return QPointF(x, y)
