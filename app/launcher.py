@@ -15,6 +15,11 @@ APP_FLAGS = ("--screenshot", "--smoke")
 
 
 def main(argv: list[str] | None = None) -> int:
+    # In a PyInstaller bundle a training/evaluation job process (engine.worker, "spawn") starts this
+    # same executable; freeze_support runs the job there and exits — no window, no CLI.
+    import multiprocessing  # noqa: PLC0415
+
+    multiprocessing.freeze_support()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] not in APP_FLAGS:
         from engine.cli import main as cli_main  # noqa: PLC0415
@@ -71,7 +76,7 @@ def create_application(argv: list[str] | None = None):
     app.setOrganizationName("ConvScope")
     app.setApplicationDisplayName("ConvScope")
     app.setWindowIcon(app_icon())
-    apply_theme(app)
+    apply_theme(app, plots=False)  # pyqtgraph is imported with the first tab that plots
     # Cyclic garbage collection only on the GUI thread: a collection in a job thread would
     # destroy Qt objects there and crash.
     from app.jobs import install_gui_garbage_collector  # noqa: PLC0415

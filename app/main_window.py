@@ -1,17 +1,23 @@
 """The main window only assembles: the tabs, the File menu, the status bar (job progress + ETA +
 cancel + TensorFlow state), shortcuts, persisted geometry and last tab, drag-and-drop delegation,
-and cancel-and-wait on close. Each tab is its own module with its own view-model."""
+and cancel-and-wait on close. Each tab is its own module with its own view-model.
+
+For a fast launch only the current tab is built before the first paint; the others are built
+one per event-loop turn right after it (or at once when something asks for them:
+:meth:`MainWindow.tab`, ``window.tabs[title]``, ``context.tabs.get(title)``)."""
 
 from __future__ import annotations
 
 import importlib
 import logging
 import os
+import sys
+from collections.abc import MutableMapping
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QTabWidget, QWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 from app.context import AppContext
 from app.jobs import JobProgress
@@ -29,16 +35,58 @@ TAB_REGISTRY: list[tuple[str, str]] = [
     ("app.tabs.gradcam", "GradCamTab"),
     ("app.tabs.model_graph", "ModelTab"),
 ]
+# The tabs' titles (each class's ``title``), known without importing the tab modules.
+TAB_TITLES: list[str] = ["Dataset", "Training", "Evaluation", "Activations", "Filters", "Grad-CAM", "Model"]
 
 DEFAULT_SIZE = (1280, 800)
 
 
+def load_tab_class(index: int) -> type:
+    module_name, class_name = TAB_REGISTRY[index]
+    return getattr(importlib.import_module(module_name), class_name)
+
+
 def load_tab_classes() -> list[type]:
-    classes = []
-    for module_name, class_name in TAB_REGISTRY:
-        module = importlib.import_module(module_name)
-        classes.append(getattr(module, class_name))
-    return classes
+    return [load_tab_class(index) for index in range(len(TAB_REGISTRY))]
+
+
+class LazyTabs(MutableMapping):
+    """title → tab, building a tab the first time it is looked up (``dict`` semantics otherwise;
+    a test may put its own object under a title)."""
+
+    def __init__(self, window: MainWindow) -> None:
+        self._window = window
+        self._built: dict[str, QWidget] = {}
+        self._order = list(TAB_TITLES)
+
+    def __getitem__(self, title: str):
+        if title not in self._built:
+            if title not in self._order:
+                raise KeyError(title)
+            self._window._build_tab(self._order.index(title))
+        return self._built[title]
+
+    def __setitem__(self, title: str, tab) -> None:
+        if title not in self._order:
+            self._order.append(title)
+        self._built[title] = tab
+
+    def __delitem__(self, title: str) -> None:
+        del self._built[title]
+        self._order.remove(title)
+
+    def __iter__(self):
+        return iter(list(self._order))
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __contains__(self, title) -> bool:
+        return title in self._order
+
+    def built(self) -> dict[str, QWidget]:
+        """The tabs built so far (no building)."""
+        return dict(self._built)
 
 
 class MainWindow(QMainWindow):
@@ -58,12 +106,14 @@ class MainWindow(QMainWindow):
 
         self.tab_widget = QTabWidget()
         self.tab_widget.setDocumentMode(True)
-        self.tabs: dict[str, QWidget] = {}
-        for index, cls in enumerate(load_tab_classes()):
-            tab = cls(context, self.tab_widget)
-            title = getattr(cls, "title", cls.__name__)
-            self.tabs[title] = tab
-            self.tab_widget.addTab(tab, title)
+        self.tabs = LazyTabs(self)
+        self._pages: list[QWidget] = []  # one container per tab; the tab goes in when built
+        for index, title in enumerate(TAB_TITLES):
+            page = QWidget()
+            layout = QVBoxLayout(page)
+            layout.setContentsMargins(0, 0, 0, 0)
+            self._pages.append(page)
+            self.tab_widget.addTab(page, title)
             self.tab_widget.setTabToolTip(index, f"{title} (Ctrl+{index + 1})")
         context.tabs = self.tabs
         self.setCentralWidget(self.tab_widget)
@@ -73,7 +123,40 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._build_shortcuts()
         self._restore_state()
+        self._build_tab(self.tab_widget.currentIndex())
         self.tab_widget.currentChanged.connect(self._on_tab_changed)
+
+    def _build_tab(self, index: int) -> QWidget:
+        title = TAB_TITLES[index]
+        built = self.tabs.built()
+        if title in built:
+            return built[title]
+        cls = load_tab_class(index)
+        if "pyqtgraph" in sys.modules:  # the tab plots: pyqtgraph's colours before its widgets
+            from app.theme import ensure_pyqtgraph_colors  # noqa: PLC0415
+
+            ensure_pyqtgraph_colors()
+        page = self._pages[index]
+        tab = cls(self.context, page)
+        page.layout().addWidget(tab)
+        self.tabs[title] = tab
+        return tab
+
+    @Slot()
+    def _build_next_hidden_tab(self) -> None:
+        """Build the tabs not shown yet, one per event-loop turn, after the first paint."""
+        if self._closing:
+            return
+        built = self.tabs.built()
+        for index, title in enumerate(TAB_TITLES):
+            if title not in built:
+                self._build_tab(index)
+                QTimer.singleShot(0, self._build_next_hidden_tab)
+                return
+
+    def current_tab(self) -> QWidget | None:
+        index = self.tab_widget.currentIndex()
+        return self._build_tab(index) if 0 <= index < len(TAB_TITLES) else None
 
     # ---- assembly
     def _build_menu(self) -> None:
@@ -148,15 +231,14 @@ class MainWindow(QMainWindow):
         else:
             self.resize(*DEFAULT_SIZE)
         last = settings.value("window/tab", "", str)
-        titles = list(self.tabs)
-        if last in titles:
-            self.tab_widget.setCurrentIndex(titles.index(last))
+        if last in TAB_TITLES:
+            self.tab_widget.setCurrentIndex(TAB_TITLES.index(last))
 
     def save_state(self) -> None:
         settings = self.context.settings
         settings.set_value("window/geometry", self.saveGeometry())
         settings.set_value("window/tab", self.tab_widget.tabText(self.tab_widget.currentIndex()))
-        for tab in self.tabs.values():
+        for tab in self.tabs.built().values():
             saver = getattr(tab, "save_settings", None)
             if callable(saver):
                 saver()
@@ -164,14 +246,16 @@ class MainWindow(QMainWindow):
 
     @Slot(int)
     def _on_tab_changed(self, index: int) -> None:
+        if 0 <= index < len(TAB_TITLES):
+            self._build_tab(index)
         self.context.settings.set_value("window/tab", self.tab_widget.tabText(index))
 
     # ---- actions
     @Slot(str)
     def show_tab(self, title: str) -> QWidget | None:
         tab = self.tabs.get(title)
-        if tab is not None:
-            self.tab_widget.setCurrentWidget(tab)
+        if tab is not None and title in TAB_TITLES:
+            self.tab_widget.setCurrentIndex(TAB_TITLES.index(title))
         return tab
 
     def tab(self, title: str) -> QWidget | None:
@@ -199,7 +283,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def cancel_current(self) -> None:
-        tab = self.tab_widget.currentWidget()
+        tab = self.current_tab()
         cancel = getattr(tab, "cancel", None)
         if callable(cancel):
             cancel()
@@ -268,7 +352,7 @@ class MainWindow(QMainWindow):
         event.acceptProposedAction()
 
     def handle_drop(self, paths: list[str]) -> bool:
-        current = self.tab_widget.currentWidget()
+        current = self.current_tab()
         handler = getattr(current, "handle_drop", None)
         if callable(handler) and handler(paths):
             return True
@@ -284,6 +368,7 @@ class MainWindow(QMainWindow):
         if not self._painted:
             self._painted = True
             self.first_painted.emit()
+            QTimer.singleShot(0, self._build_next_hidden_tab)
             if self._load_tf:
                 # after the first paint: the window is up before TensorFlow starts loading
                 QTimer.singleShot(0, self.context.load_tf)

@@ -20,12 +20,15 @@ def set_high_dpi_policy() -> None:
     QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
 
 
-def apply_theme(app: QApplication) -> None:
+def apply_theme(app: QApplication, plots: bool = True) -> None:
     """Fusion with the system palette (Qt ≥ 6.5 gives Fusion a dark palette when the system is
-    dark); re-applies pyqtgraph colours when the system scheme changes."""
+    dark); re-applies pyqtgraph colours when the system scheme changes. ``plots=False`` leaves
+    pyqtgraph unimported (a fast launch): :func:`ensure_pyqtgraph_colors` then syncs them before
+    the first plot is made."""
     app.setStyle("Fusion")
     app.setPalette(app.style().standardPalette())
-    sync_pyqtgraph_colors()
+    if plots:
+        sync_pyqtgraph_colors()
     hints = app.styleHints()
     if hasattr(hints, "colorSchemeChanged"):
         hints.colorSchemeChanged.connect(_on_scheme_changed)
@@ -35,7 +38,8 @@ def _on_scheme_changed(*_args) -> None:
     app = QApplication.instance()
     if app is not None:
         app.setPalette(app.style().standardPalette())
-        sync_pyqtgraph_colors()
+        if _synced:
+            sync_pyqtgraph_colors()
 
 
 def is_dark() -> bool:
@@ -45,12 +49,23 @@ def is_dark() -> bool:
     return app.palette().color(QPalette.ColorRole.Window).lightness() < 128
 
 
+_synced = False
+
+
+def ensure_pyqtgraph_colors() -> None:
+    """Sync pyqtgraph's colours once (imports pyqtgraph); later calls are free."""
+    if not _synced:
+        sync_pyqtgraph_colors()
+
+
 def sync_pyqtgraph_colors() -> None:
+    global _synced  # noqa: PLW0603
     import pyqtgraph as pg  # noqa: PLC0415
 
     app = QApplication.instance()
     if app is None:
         return
+    _synced = True
     palette = app.palette()
     pg.setConfigOptions(
         background=palette.color(QPalette.ColorRole.Base),

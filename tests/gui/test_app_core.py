@@ -185,3 +185,19 @@ def test_closing_the_window_during_a_process_job_exits_cleanly(window, qtbot):
     assert handle.outcome == "cancelled"
     assert not handle.process_job.process.is_alive()
     assert not runner.busy
+
+
+def test_hidden_tabs_are_built_after_the_first_paint(context, qtbot):
+    from app.main_window import TAB_TITLES as REGISTERED, MainWindow, load_tab_classes
+
+    assert [cls.title for cls in load_tab_classes()] == REGISTERED == TAB_TITLES
+    win = MainWindow(context, load_tf=False)
+    qtbot.addWidget(win)
+    assert list(win.tabs.built()) == ["Dataset"]  # only the current tab before the window shows
+    with qtbot.waitSignal(win.first_painted, timeout=10_000):
+        win.show()
+    qtbot.waitUntil(lambda: len(win.tabs.built()) == len(TAB_TITLES), timeout=10_000)
+    assert win.tab("Training").isVisibleTo(win) is False  # built, in its hidden page
+    win.show_tab("Training")
+    assert win.tab("Training").isVisible()
+    win.close()
