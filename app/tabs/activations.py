@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.widgets.image_view import ImageView
+from app.widgets.image_view import ImageView, best_columns  # noqa: F401 (re-exported)
 from app.widgets.model_source import (
     ImagePicker,
     ModelSourcePicker,
@@ -42,19 +42,6 @@ GRID_MARGIN = 2
 AUTO = 0  # "Channels per row" special value: as many as fill the view best
 
 
-def best_columns(channels: int, tile_h: int, tile_w: int, view_w: int, view_h: int,
-                 margin: int = GRID_MARGIN) -> int:
-    """The number of columns that shows ``channels`` tiles largest in a ``view_w``×``view_h`` view."""
-    if channels <= 1 or view_w <= 0 or view_h <= 0:
-        return max(1, channels)
-    best, best_scale = 1, -1.0
-    for cols in range(1, channels + 1):
-        rows = -(-channels // cols)
-        width, height = cols * (tile_w + margin) - margin, rows * (tile_h + margin) - margin
-        scale = min(view_w / width, view_h / height)
-        if scale > best_scale + 1e-9:
-            best, best_scale = cols, scale
-    return best
 _PATH_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -396,7 +383,7 @@ class ActivationsTab(QWidget):
             return 16
         height, width, channels = activation.shape
         view_w, view_h = self.grid_view.view_size()
-        return best_columns(channels, height, width, view_w, view_h)
+        return best_columns(channels, height, width, view_w, view_h, GRID_MARGIN)
 
     @Slot()
     def _relayout(self) -> None:

@@ -4,6 +4,9 @@ Pick a layer and a range of filters, Generate: ``engine.inspect.filters.generate
 gradient ascent in the job runner, reporting a Progress event per step and a PartialResult per
 finished pattern, so the gallery grows while it works. Cancel keeps what is finished. Click a
 pattern to enlarge it; save the gallery as a PNG.
+
+The gallery is laid out for the view (as many patterns per row as make them largest, re-laid out
+when the view is resized until the user zooms or pans) and every pattern carries its filter index.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -24,10 +27,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.widgets.image_view import ImageView
+from app.widgets.image_view import ImageView, best_columns
 from app.widgets.model_source import ModelSourcePicker, TensorFlowGate
 
-PER_ROW = 8
+PER_ROW = 8  # patterns per row of the engine's gallery; the tab lays them out for its view
 MARGIN = 5
 
 
@@ -42,14 +45,16 @@ class FiltersTab(QWidget):
         self._handle = None
         self._patterns: dict[int, np.ndarray] = {}  # filter index → uint8 pattern, as they arrive
         self._indices: list[int] = []  # the filters shown, gallery order
+        self._columns = PER_ROW  # patterns per row as shown
         self.result = None  # the last engine FilterResult
         self.last_error = ""
         self.current_filter: int | None = None
 
         self.model_picker = ModelSourcePicker(context, self)
         self.layer_combo = QComboBox(self)
-        self.layer_combo.setMinimumContentsLength(24)
+        self.layer_combo.setMinimumContentsLength(30)
         self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.layer_combo.setToolTip("The convolution layer whose filters to visualise")
         self.first_spin = QSpinBox(self)
         self.first_spin.setRange(0, 4095)
         self.first_spin.setToolTip("First filter index")
@@ -114,6 +119,11 @@ class FiltersTab(QWidget):
         self.save_button.clicked.connect(self._on_save_clicked)
         self.layer_combo.currentIndexChanged.connect(self._on_layer_changed)
         self.gallery_view.clicked.connect(self._on_gallery_clicked)
+        self._relayout_timer = QTimer(self)
+        self._relayout_timer.setSingleShot(True)
+        self._relayout_timer.setInterval(80)
+        self._relayout_timer.timeout.connect(self._relayout)
+        self.gallery_view.resized.connect(self._relayout_timer.start)
         context.model_changed.connect(self.set_model)
         context.layer_selected.connect(self.select_layer)
         if getattr(context, "current_model", None) is not None:
@@ -230,22 +240,40 @@ class FiltersTab(QWidget):
         self.progress.setValue(done)
         self.progress.setFormat(f"step {done} / {total}")
 
-    def _show_gallery(self, image: np.ndarray | None = None) -> None:
+    def columns_for(self, count: int, size: int) -> int:
+        view_w, view_h = self.gallery_view.view_size()
+        return best_columns(count, size, size, view_w, view_h, MARGIN)
+
+    def _show_gallery(self, keep_view: bool = True) -> None:
         from engine.inspect.filters import gallery  # noqa: PLC0415
 
         self._indices = sorted(self._patterns)
-        if image is None:
-            if not self._indices:
-                return
-            image = gallery(np.stack([self._patterns[i] for i in self._indices]), PER_ROW, MARGIN)
-        self.gallery_view.set_image(image, keep_view=True)
+        if not self._indices:
+            return
+        size = self._patterns[self._indices[0]].shape[0]
+        expected = self.count_spin.value() if self.result is None else len(self._indices)
+        # lay out for the whole requested range, so the grid does not jump while it fills
+        self._columns = min(self.columns_for(max(expected, len(self._indices)), size), len(self._indices))
+        image = gallery(np.stack([self._patterns[i] for i in self._indices]), self._columns, MARGIN)
+        self.gallery_view.set_image(image, keep_view=keep_view)
+        self.gallery_view.set_captions([
+            ((n % self._columns) * (size + MARGIN) + 2, (n // self._columns) * (size + MARGIN) + 2, f"#{index}")
+            for n, index in enumerate(self._indices)])
         self.save_button.setEnabled(True)
+
+    @Slot()
+    def _relayout(self) -> None:
+        if not self._indices or not self.gallery_view.auto_fit:
+            return
+        size = self._patterns[self._indices[0]].shape[0]
+        if min(self.columns_for(len(self._indices), size), len(self._indices)) != self._columns:
+            self._show_gallery(keep_view=False)
 
     @Slot(object)
     def _on_finished(self, result) -> None:
         self.result = result
         self._patterns = dict(zip(result.filter_indices, result.patterns))
-        self._show_gallery(result.gallery)
+        self._show_gallery()
         dead = int(np.sum(np.asarray(result.final_activation) == 0))
         note = f" {dead} of them never fired (no gradient: plain noise)." if dead else ""
         self._idle(f"{len(result.filter_indices)} patterns of {result.layer}.{note} Click one to enlarge it.")
@@ -274,7 +302,7 @@ class FiltersTab(QWidget):
         if not self._indices:
             return
         size = self._patterns[self._indices[0]].shape[0]
-        cols = max(1, min(PER_ROW, len(self._indices)))
+        cols = max(1, min(self._columns, len(self._indices)))
         col, row = x // (size + MARGIN), y // (size + MARGIN)
         if x % (size + MARGIN) >= size or y % (size + MARGIN) >= size or col >= cols:
             return

@@ -14,6 +14,22 @@ from PySide6.QtCore import QPointF, Qt, Signal, Slot
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 
+def best_columns(count: int, tile_h: int, tile_w: int, view_w: int, view_h: int, margin: int = 2) -> int:
+    """How many columns make ``count`` tiles of ``tile_w``×``tile_h`` (``margin`` apart) largest in a
+    ``view_w``×``view_h`` view: grids of channels or patterns then fill the view instead of being a
+    thin strip across it."""
+    if count <= 1 or view_w <= 0 or view_h <= 0:
+        return max(1, count)
+    best, best_scale = 1, -1.0
+    for cols in range(1, count + 1):
+        rows = -(-count // cols)
+        width, height = cols * (tile_w + margin) - margin, rows * (tile_h + margin) - margin
+        scale = min(view_w / width, view_h / height)
+        if scale > best_scale + 1e-9:
+            best, best_scale = cols, scale
+    return best
+
+
 class ImageView(QWidget):
     """Shows one ``HxW`` or ``HxWx3`` uint8 array with its pixels square, row 0 at the top."""
 
@@ -34,6 +50,7 @@ class ImageView(QWidget):
         self._viewbox.addItem(self._item)
         self._text = pg.TextItem(placeholder, color=(110, 110, 110), anchor=(0.5, 0.5))
         self._viewbox.addItem(self._text, ignoreBounds=True)
+        self._captions: list[pg.TextItem] = []
         self._graphics.scene().sigMouseClicked.connect(self._on_scene_click)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -65,7 +82,23 @@ class ImageView(QWidget):
         """The array as currently rendered (what the user sees), for tests."""
         return None if self._item.image is None else np.asarray(self._item.image)
 
+    def set_captions(self, captions: list[tuple[float, float, str]]) -> None:
+        """Small labels at array coordinates (x, y = their top-left corner), drawn at a fixed screen
+        size on a dark backing so they stay readable at every zoom; replaces the previous ones."""
+        for item in self._captions:
+            self._viewbox.removeItem(item)
+        self._captions = []
+        for x, y, text in captions:
+            item = pg.TextItem(text, color=(255, 255, 255), fill=pg.mkBrush(0, 0, 0, 170), anchor=(0, 0))
+            item.setPos(x, y)
+            self._viewbox.addItem(item, ignoreBounds=True)
+            self._captions.append(item)
+
+    def caption_texts(self) -> list[str]:
+        return [item.toPlainText() for item in self._captions]
+
     def clear(self, placeholder: str | None = None) -> None:
+        self.set_captions([])
         self._array = None
         self._item.clear()
         if placeholder is not None:

@@ -76,11 +76,15 @@ def test_gallery_has_the_requested_filters_live_and_enlarges(qtbot, context, tmp
     assert tab.last_error == ""
     assert tab.pattern_count() == 5
     assert tab.result.filter_indices == [2, 3, 4, 5, 6]
-    assert tab.gallery_image().shape == (32, 5 * 32 + 4 * MARGIN, 3)
+    cols = tab._columns
+    rows = -(-5 // cols)
+    assert 1 <= cols <= 5
+    assert tab.gallery_image().shape == (rows * 32 + (rows - 1) * MARGIN, cols * 32 + (cols - 1) * MARGIN, 3)
+    assert tab.gallery_view.caption_texts() == ["#2", "#3", "#4", "#5", "#6"]  # each pattern's filter index
     assert progress and progress[-1][0] == progress[-1][1]  # per-step progress reached the end
     assert tab.progress.format() == "Done"
     # click the third pattern (filter 4)
-    tab.gallery_view.click_pixel(2 * (32 + MARGIN) + 5, 5)
+    tab.gallery_view.click_pixel((2 % cols) * (32 + MARGIN) + 5, (2 // cols) * (32 + MARGIN) + 5)
     assert tab.current_filter == 4
     assert tab.pattern_view.image().shape == (32, 32, 3)
     assert "Filter 4" in tab.pattern_title.text()
@@ -118,3 +122,25 @@ def test_bad_range_shows_the_engine_message(qtbot, context):
     assert "6 filters" in blocker.args[1]
     qtbot.waitUntil(lambda: tab.generate_button.isEnabled())
     assert "6 filters" in tab.status.text()
+
+
+def test_gallery_fills_the_view(qtbot, context):
+    """16 square patterns in a wide view: laid out in rows that use the view's height too, not one
+    thin strip; the layout follows the view when it is resized."""
+    from app.widgets.image_view import best_columns
+
+    tab = _tab(qtbot, context)
+    tab.show()
+    qtbot.waitExposed(tab)
+    context.set_model(_loaded(_two_conv()))
+    tab.select_layer("conv_b")
+    tab.count_spin.setValue(10)
+    tab.steps_spin.setValue(2)
+    with qtbot.waitSignal(tab.done, timeout=120_000):
+        tab.generate()
+    view_w, view_h = tab.gallery_view.view_size()
+    assert tab._columns == min(best_columns(10, 32, 32, view_w, view_h, 5), 10)
+    tab.resize(500, 800)  # a tall view: fewer columns
+    qtbot.waitUntil(lambda: tab._columns == best_columns(10, 32, 32, *tab.gallery_view.view_size(), 5),
+                    timeout=5_000)
+    assert len(tab.gallery_view.caption_texts()) == 10
