@@ -4,13 +4,14 @@ realistic state through the tabs' public methods, save one 1280×800 PNG per tab
 The demo dataset ``resources/demo/pullover-vs-coat`` is scanned and a tiny run is trained on it
 (feature extraction on EfficientNet-Lite0, 100 images per class); the bundled photo ``resources/samples/chelsea.jpg``
 is explained with the ImageNet base in Activations, Filters and Grad-CAM. Runs and settings go to a
-temporary folder, never to the user's own.
+temporary folder, never to the user's own, and that folder is removed at exit.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +19,10 @@ from pathlib import Path
 log = logging.getLogger("convscope.app")
 
 SIZE = (1280, 800)
+# Filters: block4a_expand_conv of EfficientNet-Lite0 gives the book's kind of patterns (stripes,
+# dots, grids at several orientations); the stem and block2 layers give flat colours and fine noise,
+# block3a (used before) mostly noise.
+FILTER_LAYER = "block4a_expand_conv"
 FILE_NAMES = {"Dataset": "dataset.png", "Training": "training.png", "Evaluation": "evaluation.png",
               "Activations": "activations.png", "Filters": "filters.png", "Grad-CAM": "gradcam.png",
               "Model": "model.png"}
@@ -80,18 +85,26 @@ class _Waiter:
 
 
 def take_screenshots(out_dir: str | os.PathLike) -> list[Path]:
-    from PySide6.QtCore import QSettings  # noqa: PLC0415
-
-    from app.context import AppContext, AppSettings  # noqa: PLC0415
     from app.launcher import create_application, setup_logging  # noqa: PLC0415
-    from app.main_window import MainWindow  # noqa: PLC0415
-    from engine.paths import resources_dir  # noqa: PLC0415
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     setup_logging()
     app = create_application()
     work = Path(tempfile.mkdtemp(prefix="convscope-screenshot-"))
+    try:
+        return _take(app, work, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _take(app, work: Path, out: Path) -> list[Path]:
+    from PySide6.QtCore import QSettings  # noqa: PLC0415
+
+    from app.context import AppContext, AppSettings  # noqa: PLC0415
+    from app.main_window import MainWindow  # noqa: PLC0415
+    from engine.paths import resources_dir  # noqa: PLC0415
+
     settings = AppSettings(QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat))
     settings.set_value("training/runs_root", str(work / "runs"))
     (work / "runs").mkdir()
@@ -138,7 +151,7 @@ def take_screenshots(out_dir: str | os.PathLike) -> list[Path]:
     combo = getattr(filters, "layer_combo", None)
     if combo is not None:  # a mid-depth layer shows more telling patterns than the stem
         for i in range(combo.count()):
-            if str(combo.itemData(i)).endswith("block3a_expand_conv"):
+            if str(combo.itemData(i)).endswith(FILTER_LAYER):
                 filters.select_layer(combo.itemData(i))
                 break
     waiter.wait(filters.done, 240_000, filters.generate)
@@ -161,10 +174,15 @@ def take_screenshots(out_dir: str | os.PathLike) -> list[Path]:
                 if not dataset.thumbnails.cached(path):
                     waiter.wait(dataset.thumbnails.thumbnail_loaded, 3_000)
         waiter.settle(10)
+        relayout = getattr(tab, "_relayout", None)
+        if relayout is not None:  # grids laid out for the now visible view (their timer may not have fired)
+            relayout()
+            waiter.settle(5)
         target = out / name
         window.grab().save(str(target), "PNG")
         saved.append(target)
     window.close()
+    context.runner.cancel_all_and_wait(30_000)
     return saved
 
 

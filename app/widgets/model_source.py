@@ -91,8 +91,10 @@ class ModelSourcePicker(QWidget):
         self._context = context
         self.combo = QComboBox(self)
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.combo.setMinimumContentsLength(22)
-        self.combo.setToolTip("A finished training run, the bundled ImageNet base, or a .keras file")
+        self.combo.setMinimumContentsLength(34)  # "ImageNet base — EfficientNet-Lite0" whole
+        self._hint = "A finished training run, the bundled ImageNet base, or a .keras file"
+        self.combo.setToolTip(self._hint)
+        self.combo.currentIndexChanged.connect(self._update_tooltip)
         self.browse_button = QPushButton("Model file…", self)
         self.browse_button.setToolTip("Open a .keras model file")
         self.load_button = QPushButton("Load", self)
@@ -159,6 +161,14 @@ class ModelSourcePicker(QWidget):
 
     # -- slots ------------------------------------------------------------------------------
     @Slot(int)
+    def _update_tooltip(self, index: int) -> None:
+        """The whole choice in the tooltip (a long run name is cut in the combo)."""
+        text = self.combo.itemText(index) if index >= 0 else ""
+        source = self.combo.itemData(index) if index >= 0 else ""
+        detail = f"{text}\n{source}" if source and source not in text else text
+        self.combo.setToolTip(f"{detail}\n\n{self._hint}" if detail else self._hint)
+
+    @Slot(int)
     def _on_activated(self, index: int) -> None:
         self.load_current()
 
@@ -200,6 +210,7 @@ class ImagePicker(QWidget):
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.combo.setMinimumContentsLength(16)
         self.combo.setToolTip("Bundled sample photos; you can also drop an image file on this tab")
+        self.combo.currentIndexChanged.connect(self._update_tooltip)
         self.browse_button = QPushButton("Image file…", self)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -225,6 +236,12 @@ class ImagePicker(QWidget):
 
     def current_path(self) -> str:
         return self.combo.currentData() or ""
+
+    @Slot(int)
+    def _update_tooltip(self, index: int) -> None:
+        path = self.combo.itemData(index) if index >= 0 else ""
+        hint = "Bundled sample photos; you can also drop an image file on this tab"
+        self.combo.setToolTip(f"{path}\n\n{hint}" if path else hint)
 
     @Slot(int)
     def _on_activated(self, index: int) -> None:
