@@ -155,6 +155,10 @@ def _take(app, work: Path, out: Path) -> list[Path]:
                 filters.select_layer(combo.itemData(i))
                 break
     waiter.wait(filters.done, 240_000, filters.generate)
+    if hasattr(filters, "show_pattern"):
+        filters.show_pattern(2)  # one pattern enlarged in the side panel
+    if hasattr(activations, "show_channel"):
+        activations.show_channel(1)
     gradcam = window.tab("Grad-CAM")
     waiter.wait(gradcam.done, 120_000, lambda: gradcam.show_image(photo))
     waiter.settle()

@@ -383,8 +383,8 @@ class GradCamTab(QWidget):
         crop = outcome.get("crop_top")
         if crop is not None:
             size = self._loaded.input_size or model_input_size(self._loaded.model)
-            lines.append(f"<span style='color:palette(mid)'>ImageNet protocol ({size}×{size} centre crop, as "
-                         f"<i>convscope predict</i>): {crop[1]} {crop[2]:.1%}</span>")
+            lines.append(f"<i>ImageNet protocol ({size}×{size} centre crop, as convscope predict): "
+                         f"{crop[1]} {crop[2]:.1%}</i>")
         self.info.setText("<br>".join(lines))
         self.status.setText(f"{Path(self._image_path).name}: evidence for '{name or result.class_index}'.")
         self.done.emit()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal, Slot
-from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
     QGraphicsItem,
     QGraphicsPathItem,
@@ -185,12 +185,22 @@ class LayerBox(QGraphicsRectItem):
         bold.setBold(True)
         title = QGraphicsSimpleTextItem(self._elide(node.name, 26), self)
         title.setFont(bold)
+        title.setText(self._fit(node.name, bold))
         title.setPos(6, 4)
         kind = node.class_name + ("  ▸ double-click to open" if node.nested else "")
-        QGraphicsSimpleTextItem(self._elide(kind, 32), self).setPos(6, 22)
+        kind_item = QGraphicsSimpleTextItem("", self)
+        kind_item.setText(self._fit(kind, kind_item.font()))
+        kind_item.setPos(6, 22)
         params = f"{node.params:,} params" if node.params else ""
-        QGraphicsSimpleTextItem(self._elide(f"{node.output_shape}  {params}".strip(), 34), self).setPos(6, 40)
+        shape_item = QGraphicsSimpleTextItem("", self)
+        shape_item.setText(self._fit(f"{node.output_shape}  {params}".strip(), shape_item.font()))
+        shape_item.setPos(6, 40)
         self.setToolTip(f"{path}\n{node.class_name}\noutput {node.output_shape}\n{node.params:,} parameters")
+
+    @staticmethod
+    def _fit(text: str, font: QFont) -> str:
+        """``text`` elided (in the middle) to the box's inner width in ``font`` (the tooltip has it all)."""
+        return QFontMetrics(font).elidedText(text, Qt.TextElideMode.ElideMiddle, BOX_W - 12)
 
     @staticmethod
     def _elide(text: str, limit: int) -> str:

@@ -24,7 +24,8 @@ def best_columns(count: int, tile_h: int, tile_w: int, view_w: int, view_h: int,
     for cols in range(1, count + 1):
         rows = -(-count // cols)
         width, height = cols * (tile_w + margin) - margin, rows * (tile_h + margin) - margin
-        scale = min(view_w / width, view_h / height)
+        # a layout with empty cells counts a little less (a full last row reads better)
+        scale = min(view_w / width, view_h / height) * (count / (rows * cols)) ** 0.5
         if scale > best_scale + 1e-9:
             best, best_scale = cols, scale
     return best
