@@ -102,7 +102,14 @@ def run_gui(smoke: bool = False) -> int:
         context.tf_ready.connect(window.close)
         QTimer.singleShot(120_000, window.close)
     window.show()
-    return int(app.exec())
+    code = int(app.exec())
+    # Collect the window's reference cycles now, on the GUI thread, while the QApplication exists
+    # (not in the interpreter's final collection).
+    import gc  # noqa: PLC0415
+
+    del window
+    gc.collect()
+    return code
 
 
 if __name__ == "__main__":
