@@ -193,7 +193,8 @@ class LayerBox(QGraphicsRectItem):
         kind_item.setPos(6, 22)
         params = f"{node.params:,} params" if node.params else ""
         shape_item = QGraphicsSimpleTextItem("", self)
-        shape_item.setText(self._fit(f"{node.output_shape}  {params}".strip(), shape_item.font()))
+        shape = node.output_shape.replace("(None, ", "(")  # without the batch axis (the tooltip has it)
+        shape_item.setText(self._fit(f"{shape}  {params}".strip(), shape_item.font()))
         shape_item.setPos(6, 40)
         self.setToolTip(f"{path}\n{node.class_name}\noutput {node.output_shape}\n{node.params:,} parameters")
 
