@@ -1,6 +1,6 @@
 """Nothing let in — model files from someone else, through the command line.
 
-Every bad model file gives one line on stderr naming the file and what to do, exit status 2 and no
+Every bad model file gives one error line (the last on stderr) naming the file and what to do, exit status 2 and no
 traceback, for every command that takes a model; a model without any convolution layer says why
 activations, filters and Grad-CAM cannot run on it.
 """
@@ -52,6 +52,15 @@ def files(tmp_path_factory):
     return folder
 
 
+def _error(capsys) -> str:
+    """The one error line: the last line on stderr (filters and gradcam print progress lines before it),
+    the only one starting with ``convscope:``, and no traceback."""
+    err = capsys.readouterr().err.strip()
+    lines = err.splitlines()
+    assert "Traceback" not in err and [l for l in lines if l.startswith("convscope:")] == lines[-1:], err
+    return lines[-1]
+
+
 def _commands(model: str, image: str, out: str) -> dict[str, list[str]]:
     return {
         "summary": ["summary", model],
@@ -77,8 +86,7 @@ def test_bad_model_file_is_one_line_exit_2_in_every_command(files, name, command
     out = files / f"out_{command}_{name}.png"
     argv = _commands(str(files / name), str(files / "photo.png"), str(out))[command]
     assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    err = _error(capsys)
     assert BAD_FILES[name] in err and " — " in err  # the file, what is wrong, then what to do
     assert not out.exists()
 
@@ -93,8 +101,7 @@ def test_model_without_conv_layers_says_why_inspection_cannot_run(files, command
     argv = _commands(str(files / "dense.keras"), str(files / "photo.png"), str(out))[command]
     argv = [a if a != "conv" else "flatten" for a in argv]
     assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    err = _error(capsys)
     assert expected in err, err
     assert not out.exists()
     # the model itself is fine: its layers list and it predicts
