@@ -113,9 +113,22 @@ def _picklable_error(error: BaseException) -> BaseException:
         return RuntimeError(f"{type(error).__name__}: {error}")
 
 
+# Training competes with the window for the same cores: a slightly lower priority lets the
+# window's event loop get the CPU at once when it needs it, at no cost when the window is idle.
+CHILD_NICENESS = 5
+
+
+def _lower_priority() -> None:
+    try:
+        os.nice(CHILD_NICENESS)
+    except (AttributeError, OSError):  # Windows has no nice(); a refused change is harmless
+        pass
+
+
 def child_main(target: Target, args: tuple, kwargs: dict, queue, cancel_event) -> None:
     """The child process's entry point (module-level so that "spawn" can pickle it)."""
     _child_streams()
+    _lower_priority()
     token = CancelToken()
     done = threading.Event()
 
