@@ -154,6 +154,16 @@ def step_gradcam(loaded, sample, class_index: int) -> dict:
     return {"gradcam_layer": result.layer}
 
 
+def step_process() -> dict:
+    """The GUI trains in a child process: check one starts and answers (frozen builds too)."""
+    from engine.worker import run_in_child  # noqa: PLC0415
+
+    answer = run_in_child("engine.worker:ping", timeout_s=120)
+    if answer["pid"] == os.getpid():
+        raise SmokeFailure("the job ran in this process, not in a child")
+    return {"job_process": answer}
+
+
 def step_window(save_window: str | None) -> dict:
     from app.context import AppContext  # noqa: PLC0415
     from app.launcher import create_application  # noqa: PLC0415
@@ -208,6 +218,10 @@ def run_smoke(save_window: str | None = None) -> int:
         step, start = "gradcam", time.perf_counter()
         details.update(step_gradcam(loaded, sample, details["prediction"][0]["index"]))
         timings["gradcam"] = time.perf_counter() - start
+
+        step, start = "job process", time.perf_counter()
+        details.update(step_process())
+        timings["job_process"] = time.perf_counter() - start
 
         step, start = "window", time.perf_counter()
         details.update(step_window(save_window))

@@ -164,6 +164,33 @@ def child_main(target: Target, args: tuple, kwargs: dict, queue, cancel_event) -
     queue.join_thread()  # everything is in the pipe before the process exits
 
 
+def ping(*, emit, cancel) -> dict:
+    """A trivial job for self-checks (``convscope --smoke``): proves a child process can start —
+    in a PyInstaller bundle that needs ``multiprocessing.freeze_support()`` in the entry point."""
+    return {"pid": os.getpid(), "frozen": bool(getattr(sys, "frozen", False))}
+
+
+def run_in_child(target: Target, *args, timeout_s: float = 120.0, **kwargs) -> Any:
+    """Run one job in a child process and wait for it (no events); raise its error, if any."""
+    done = threading.Event()
+    outcome: list = []
+
+    def on_done(kind: str, value: Any, details: Any) -> None:
+        outcome.extend([kind, value])
+        done.set()
+
+    job = ProcessJob("child", target, args, kwargs, on_event=lambda event: None, on_done=on_done,
+                     cancel_requested=lambda: False)
+    job.start()
+    if not done.wait(timeout_s):
+        job.terminate()
+        raise TimeoutError(f"the child process did not answer within {timeout_s:.0f} s")
+    kind, value = outcome
+    if kind == "failed":
+        raise value
+    return value
+
+
 # ============================================================================ parent side
 class ProcessJob:
     """One job in a child process, seen from the parent (no Qt).
