@@ -3,6 +3,8 @@ smoothing), past runs overlaid for comparison, resume of interrupted runs, and w
 
 from __future__ import annotations
 
+import html
+
 import os
 from dataclasses import dataclass
 
@@ -354,9 +356,12 @@ class TrainingTab(QWidget):
         try:
             spec = get_base(name)
             status = spec.weights_status()
-            text = ("Weights: ready ✓" if status.present
-                    else f"<span style='color:#d94848'>No weights: {status.source}</span>")
+            # The combo may elide a long label; the honest description is always readable here.
+            text = f"<b>{html.escape(spec.label)}</b><br>"
+            text += ("Weights: ready ✓" if status.present
+                     else f"<span style='color:#d94848'>No weights: {html.escape(status.source)}</span>")
             self.base_status.setToolTip(status.source)
+            self.base_combo.setToolTip(spec.label)
             if spec.attribution:
                 text += f"<br><small>{spec.attribution}</small>"
         except Exception as error:  # noqa: BLE001
