@@ -446,8 +446,13 @@ class JobRunner(QObject):
         handle = self.sender()
         if isinstance(handle, JobHandle):
             self.job_ended.emit(handle)
-            # keep only running jobs and a short tail of ended ones
-            self._jobs = [j for j in self._jobs if j.running or j is handle]
+            # keep only running jobs and the one that just ended; the others are released from the
+            # runner (Qt parent) so their lifetime follows the tabs' references, not the session's
+            kept = [j for j in self._jobs if j.running or j is handle]
+            for released in self._jobs:
+                if released not in kept:
+                    released.setParent(None)
+            self._jobs = kept
         if not self.busy:
             self.busy_changed.emit(False)
 

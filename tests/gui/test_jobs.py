@@ -40,6 +40,17 @@ def test_result_and_events_arrive_on_the_gui_thread(runner, qtbot):
     assert handle.last_progress == (3, 3)
 
 
+def test_ended_jobs_do_not_pile_up_in_the_runner(runner, qtbot):
+    # A session of hours runs thousands of jobs; the runner must not keep them all alive.
+    from app.jobs import JobHandle
+
+    for i in range(30):
+        handle = runner.start(f"job {i}", lambda emit, cancel: None)
+        with qtbot.waitSignal(handle.ended, timeout=5_000):
+            pass
+    assert len(runner.findChildren(JobHandle)) <= 2
+
+
 def test_cancel_ends_in_cancelled(runner, qtbot):
     started = threading.Event()
 
