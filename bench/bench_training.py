@@ -129,6 +129,8 @@ def main() -> int:
     data = resources_dir() / "demo" / "pullover-vs-coat"
     with tempfile.TemporaryDirectory(prefix="convscope_bench_") as tmp:
         work = Path(tmp)
+        # A fresh data folder: the feature cache of an earlier run must not hide the extraction.
+        os.environ["CONVSCOPE_HOME"] = str(work / "home")
         started = time.perf_counter()
         one = bench_throughput(data, work)
         three = bench_cached_vs_end_to_end(data, work)

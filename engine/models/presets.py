@@ -125,13 +125,17 @@ def loss_for(num_classes: int) -> str:
     return "binary_crossentropy" if binary(num_classes) else "sparse_categorical_crossentropy"
 
 
-def compile_model(model, num_classes: int, learning_rate: float) -> None:
-    """RMSprop + the loss that fits the head, with accuracy (the book's compile call)."""
+def compile_model(model, num_classes: int, learning_rate: float, steps_per_execution: int = 1) -> None:
+    """RMSprop + the loss that fits the head, with accuracy (the book's compile call).
+
+    ``steps_per_execution`` > 1 runs several batches per compiled call: worth it only where a step is
+    tiny (a dense head on cached features), where Keras's per-step overhead would dominate."""
     k = keras()
     model.compile(
         optimizer=k.optimizers.RMSprop(learning_rate=learning_rate),
         loss=loss_for(num_classes),
         metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
     )
 
 
