@@ -26,6 +26,18 @@ def smooth_curve(points: list[float], factor: float = SMOOTHING_FACTOR) -> list[
     return smoothed
 
 
+def nice_ceiling(value: float) -> float:
+    """The smallest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10 × 10^k that is ≥ ``value`` (> 0): a
+    plot's range that changes only when the data passes one of these steps."""
+    if not value > 0 or math.isinf(value):
+        return 1.0
+    scale = 10.0 ** math.floor(math.log10(value))
+    for step in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        if step * scale >= value * (1 - 1e-9):
+            return step * scale
+    return 10 * scale
+
+
 def metric_kind(name: str) -> str | None:
     """'loss' or 'accuracy' plot for a Keras metric name (``val_`` prefix = validation)."""
     base = name[4:] if name.startswith("val_") else name
@@ -41,11 +53,14 @@ class _Series:
         self.x: list[float] = []
         self.y: list[float] = []
         self.item: pg.PlotDataItem | None = None
+        self.dirty = True  # its points changed since it was last drawn
 
 
 class TrainingCurves(QWidget):
     """Loss and accuracy side by side. The live run's series are fed with :meth:`add_point`;
-    other runs are overlaid with :meth:`set_overlays`. Redraws are coalesced by a timer."""
+    other runs are overlaid with :meth:`set_overlays`. Redraws are coalesced by a timer, touch only
+    the series whose points changed (``setData`` on the existing curve, its pen made once), and wait
+    while the widget is hidden (another tab is in front): the GUI thread does no drawing nobody sees."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -55,16 +70,27 @@ class TrainingCurves(QWidget):
         for kind, title in (("loss", "Loss"), ("accuracy", "Accuracy")):
             plot = pg.PlotWidget()
             plot.setTitle(title)
-            plot.showGrid(x=True, y=True, alpha=0.25)
+            # No grid: pyqtgraph draws it as full-length translucent tick lines on every repaint,
+            # 20 of the ~28 ms one redraw of the two plots took (offscreen, 2 cores) — the GUI
+            # thread's longest regular stall while training.
             plot.setLabel("bottom", "epoch")
             plot.addLegend(offset=(-10, 10) if kind == "loss" else (-10, -10))
             plot.setMenuEnabled(False)
+            # Ranges are set by _update_ranges in steps (nice_ceiling), not by pyqtgraph's
+            # auto-range on every new point: a changed range regenerates both axes' ticks and
+            # texts, most of a redraw's time. A user who zooms or pans takes the plot over.
+            plot.disableAutoRange()
+            plot.getViewBox().sigRangeChangedManually.connect(
+                lambda *_args, k=kind: self._user_ranges.add(k))
             self.plots[kind] = plot
             layout.addWidget(plot)
         self.live: dict[str, _Series] = {}
         self.overlays: dict[tuple[str, str], _Series] = {}
         self.smoothing = False
         self.redraw_count = 0
+        self.epochs_hint = 0  # the live run's epochs (the x range is laid out for them)
+        self._ranges: dict[str, tuple[float, float, float, float]] = {}
+        self._user_ranges: set[str] = set()
         self._dirty = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -77,6 +103,12 @@ class TrainingCurves(QWidget):
             if series.item is not None:
                 self._remove_item(series.item)
         self.live.clear()
+        self._user_ranges.clear()
+        self._schedule()
+
+    def set_epochs(self, epochs: int) -> None:
+        """The live run's number of epochs: the x axis spans them from the start."""
+        self.epochs_hint = max(0, int(epochs or 0))
         self._schedule()
 
     def _remove_item(self, item: pg.PlotDataItem) -> None:
@@ -93,6 +125,7 @@ class TrainingCurves(QWidget):
                 series.y.pop()
         series.x.append(float(x))
         series.y.append(float(y))
+        series.dirty = True
         self._schedule()
 
     def truncate(self, metric: str, after_x: float) -> None:
@@ -101,9 +134,12 @@ class TrainingCurves(QWidget):
         series = self.live.get(metric)
         if series is None:
             return
+        if not series.x or series.x[-1] <= after_x:
+            return
         while series.x and series.x[-1] > after_x:
             series.x.pop()
             series.y.pop()
+        series.dirty = True
         self._schedule()
 
     def set_history(self, history: dict[str, list[float]]) -> None:
@@ -130,7 +166,11 @@ class TrainingCurves(QWidget):
         self._schedule()
 
     def set_smoothing(self, on: bool) -> None:
+        if bool(on) == self.smoothing:
+            return
         self.smoothing = bool(on)
+        for series in (*self.live.values(), *self.overlays.values()):
+            series.dirty = True
         self._schedule()
 
     def point_count(self) -> int:
@@ -143,40 +183,74 @@ class TrainingCurves(QWidget):
             self._timer.start()
 
     def flush(self) -> None:
-        """Redraw now (tests and screenshots)."""
+        """Redraw now, shown or not (tests and screenshots)."""
         self._timer.stop()
-        self._redraw()
+        self._redraw(force=True)
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._dirty:  # what changed while hidden
+            self._schedule()
 
     @Slot()
-    def _redraw(self) -> None:
+    def _redraw(self, force: bool = False) -> None:
         if not self._dirty:
             return
+        if not force and not self.isVisible():
+            return  # stays dirty; showEvent redraws
         self._dirty = False
         self.redraw_count += 1
         for metric, series in sorted(self.live.items()):
+            if not series.dirty:
+                continue
             validation = metric.startswith("val_")
             color = SERIES_COLORS[1] if validation else SERIES_COLORS[0]
             name = ("validation" if validation else "training")
             self._draw(series, metric, color, name, Qt.PenStyle.SolidLine, width=2)
         labels = sorted({label for label, _ in self.overlays})
         for (label, metric), series in self.overlays.items():
+            if not series.dirty:
+                continue
             color = SERIES_COLORS[(2 + labels.index(label)) % len(SERIES_COLORS)]
             validation = metric.startswith("val_")
             style = Qt.PenStyle.DashLine if validation else Qt.PenStyle.DotLine
             self._draw(series, metric, color, f"{label} ({'val' if validation else 'train'})", style, width=1.5)
+        self._update_ranges()
+
+    def _update_ranges(self) -> None:
+        for kind, plot in self.plots.items():
+            if kind in self._user_ranges:
+                continue
+            xs_max, ys_min, ys_max = float(self.epochs_hint), 0.0, 0.0
+            for metric_or_key, series in (*self.live.items(), *self.overlays.items()):
+                metric = metric_or_key[1] if isinstance(metric_or_key, tuple) else metric_or_key
+                if metric_kind(metric) != kind or not series.x:
+                    continue
+                finite = [v for v in series.y if math.isfinite(v)]
+                xs_max = max(xs_max, series.x[-1])
+                if finite:
+                    ys_min, ys_max = min(ys_min, min(finite)), max(ys_max, max(finite))
+            x_hi = max(1.0, math.ceil(xs_max))
+            y_hi = 1.0 if kind == "accuracy" and ys_max <= 1.0 else nice_ceiling(ys_max)
+            y_lo = 0.0 if ys_min >= 0 else -nice_ceiling(-ys_min)
+            wanted = (0.0, x_hi, y_lo, y_hi)
+            if self._ranges.get(kind) != wanted:
+                self._ranges[kind] = wanted
+                plot.setRange(xRange=(0.0, x_hi), yRange=(y_lo, y_hi), padding=0.02)
 
     def _draw(self, series: _Series, metric: str, color: str, name: str, style, width: float) -> None:
+        series.dirty = False
         kind = metric_kind(metric)
         if kind is None:
             return
         y = smooth_curve(series.y) if self.smoothing else series.y
-        pen = pg.mkPen(color, width=width, style=style)
         if series.item is None:
+            pen = pg.mkPen(color, width=width, style=style)
             series.item = self.plots[kind].plot(series.x, y, pen=pen, name=name,
                                                 symbol="o" if len(series.x) < 40 else None, symbolSize=5,
                                                 symbolBrush=color, symbolPen=None)
         else:
-            series.item.setData(series.x, y, pen=pen)
+            series.item.setData(series.x, y)  # the pen stays (made once, with the item)
 
 
 class ClassCountChart(pg.PlotWidget):
