@@ -70,8 +70,9 @@ class EvaluationTab(QWidget):
         self._build()
         self._tf_gate = TfGate(context, [self.evaluate_button, self.predict_button], self.tf_hint, self)
         context.run_finished.connect(self._on_run_finished)
-        context.runs_changed.connect(self.refresh_runs)
+        context.runs_changed.connect(self._on_runs_changed)
         context.model_changed.connect(self._on_model_changed)
+        self._runs_stale = False
         self.refresh_runs()
 
     # ---- layout
@@ -174,7 +175,22 @@ class EvaluationTab(QWidget):
 
     # ---- runs
     @Slot()
+    def _on_runs_changed(self) -> None:
+        """The run list reads every run folder from disk: done now when the tab is in view, else
+        when it is next shown (a run starting in the Training tab does not read them while it trains)."""
+        if self.isVisible():
+            self.refresh_runs()
+        else:
+            self._runs_stale = True
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._runs_stale:
+            self.refresh_runs()
+
+    @Slot()
     def refresh_runs(self) -> None:
+        self._runs_stale = False
         from engine.paths import default_runs_dir  # noqa: PLC0415
         from engine.train.rundir import list_runs  # noqa: PLC0415
 

@@ -92,7 +92,8 @@ class TrainingTab(QWidget):
         context.dataset_changed.connect(self._on_dataset_changed)
         context.tf_ready.connect(self._on_tf_ready)
         context.tf_ready.connect(self._update_run_buttons)
-        context.runs_changed.connect(self.refresh_runs)
+        context.runs_changed.connect(self._on_runs_changed)
+        self._runs_stale = False
         self._on_strategy_changed()
         self.refresh_runs()
 
@@ -497,12 +498,15 @@ class TrainingTab(QWidget):
                 if metric_kind(metric):
                     self.curves.truncate(metric, event.epoch - 1)
                     self.curves.add_point(metric, event.epoch, value)
+            self._update_running_run(event)
             shown = ", ".join(f"{k} {v:.3f}" for k, v in event.metrics.items() if metric_kind(k))
             phase = f" ({event.phase})" if event.phase not in ("train", "") else ""
             self.status_label.setText(f"Epoch {event.epoch}/{event.epochs}{phase}: {shown} — {event.seconds:.1f} s")
         elif isinstance(event, RunStarted):
             self.current_run = event.run_dir
             self.status_label.setText(f"Run folder: {event.run_dir}")
+            self.curves.set_epochs(event.epochs)
+            self._show_running_run(event)
             self.context.runs_changed.emit()
         elif isinstance(event, Warning_):
             self.warnings_list.addItem(f"⚠ {event.message}")
@@ -544,7 +548,55 @@ class TrainingTab(QWidget):
         return self.context.settings.value("training/runs_root", "", str) or str(default_runs_dir())
 
     @Slot()
+    def _on_runs_changed(self) -> None:
+        """Re-reading the list reads every run folder (and the ticked runs' histories) from disk on
+        the GUI thread: not while this tab trains (its own run gets a row from the RunStarted event,
+        and the list is re-read when the job ends) and not while the tab is hidden (re-read when shown)."""
+        if self._busy() or not self.isVisible():
+            self._runs_stale = True
+        else:
+            self.refresh_runs()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._runs_stale and not self._busy():
+            self.refresh_runs()
+
+    def _show_running_run(self, event) -> None:
+        """A row for the run that just started, from the event alone (no disk reads)."""
+        for row in range(self.runs_table.rowCount()):
+            item = self.runs_table.item(row, 0)
+            if item is not None and item.data(Qt.ItemDataRole.UserRole) == event.run_dir:
+                return  # a resumed run is listed already
+        self.runs_table.blockSignals(True)
+        self.runs_table.insertRow(0)
+        name = QTableWidgetItem(os.path.basename(event.run_dir))
+        name.setData(Qt.ItemDataRole.UserRole, event.run_dir)
+        name.setData(Qt.ItemDataRole.UserRole + 1, "running")
+        name.setToolTip(event.run_dir)
+        name.setFlags(name.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        name.setCheckState(Qt.CheckState.Unchecked)
+        values = self.form_values()
+        model = values.preset if event.strategy == "scratch" else values.base
+        cells = [name, QTableWidgetItem(event.strategy), QTableWidgetItem(model), QTableWidgetItem("running"),
+                 QTableWidgetItem(f"0/{event.epochs}"), QTableWidgetItem("—")]
+        for column, item in enumerate(cells):
+            self.runs_table.setItem(0, column, item)
+        self.runs_table.blockSignals(False)
+
+    def _update_running_run(self, event) -> None:
+        """The running run's row follows its epochs (from the EpochEnded event; no disk reads)."""
+        for row in range(self.runs_table.rowCount()):
+            item = self.runs_table.item(row, 0)
+            if item is not None and item.data(Qt.ItemDataRole.UserRole) == self.current_run:
+                cell = self.runs_table.item(row, 4)
+                if cell is not None:
+                    cell.setText(f"{event.epoch}/{event.epochs}")
+                return
+
+    @Slot()
     def refresh_runs(self) -> None:
+        self._runs_stale = False
         from engine.train.rundir import list_runs  # noqa: PLC0415
 
         try:
