@@ -100,6 +100,9 @@ class AppContext(QObject):
 
     @Slot(object)
     def _on_tf_loaded(self, _result: object) -> None:
+        from app.jobs import freeze_long_lived_objects  # noqa: PLC0415
+
+        freeze_long_lived_objects()  # TensorFlow's objects: out of every later full collection
         self._tf_ready = True
         self.tf_ready.emit()
 
