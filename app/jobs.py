@@ -102,7 +102,7 @@ def freeze_long_lived_objects() -> None:
     """Move the objects alive now — after start-up and the TensorFlow import, hundreds of thousands
     of modules, classes and functions that live as long as the process — into the permanent
     generation (``gc.freeze``), so the collector's full collections no longer walk them: with
-    TensorFlow imported, one generation-2 collection on the GUI thread took ~100 ms, a visible stall.
+    TensorFlow imported, one generation-1 collection on the GUI thread took 178 ms during training.
     A young collection first, so that fresh garbage is not frozen with them. Call on the GUI thread."""
     gc.collect(1)
     gc.freeze()
