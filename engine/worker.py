@@ -40,7 +40,9 @@ from typing import Any, Callable
 from engine.errors import ConvScopeError
 from engine.events import BatchProgress, CancelToken, Event, JobCancelled
 
-BATCH_INTERVAL_S = 0.05
+# The GUI draws a few per-batch points between epochs; more snapshots only cost the child's GIL
+# (a queue put and the feeder thread's pickling each) and the GUI a redraw each.
+BATCH_INTERVAL_S = 0.2
 READ_INTERVAL_S = 0.05
 EXIT_GRACE_S = 10.0  # after its outcome, a child has this long to exit before it is terminated
 
