@@ -238,6 +238,27 @@ def stall_report(result: dict, threshold_ms: float = STALL_MS) -> list[str]:
     return lines
 
 
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds per thread of this process, by thread name (Linux /proc; empty elsewhere)."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/self/task/{tid}/comm", encoding="utf-8") as handle:
+                name = handle.read().strip()
+        except OSError:
+            continue
+        key = f"{name} ({tid})"
+        out[key] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def run_gui_training(data: Path, runs_root: Path, switch_interval: float, probe: bool = True) -> dict:
     """One training run from the Training tab; ``probe``: the 10 ms timer and the stall watchdog
     run (off: the window alone, for the throughput comparison without the probe's own wake-ups)."""
@@ -289,6 +310,7 @@ def run_gui_training(data: Path, runs_root: Path, switch_interval: float, probe:
 
     ticks: list[float] = []
     sampler = StallSampler()
+    threads_before: dict[str, float] = {}
 
     def tick():
         now = clock.nsecsElapsed() / 1e6
@@ -326,9 +348,16 @@ def run_gui_training(data: Path, runs_root: Path, switch_interval: float, probe:
             timer.start()
             sampler.start()
         marks["cpu0"] = time.process_time()
+        threads_before.update(_thread_cpu())
+        marks["none_refs"] = sys.getrefcount(None)
 
     wait(training.done, start)
     cpu = time.process_time() - marks.pop("cpu0")  # the GUI process's CPU time while training (all threads)
+    threads_after = _thread_cpu()
+    # PySide6 6.12 on Python 3.11 (None not immortal yet) drops references to None/True/False in
+    # paint paths; at 0 the interpreter aborts (none_dealloc). Reported, not fixed here.
+    none_refs = (marks.pop("none_refs"), sys.getrefcount(None))
+    thread_cpu = sorted(((v - threads_before.get(k, 0.0), k) for k, v in threads_after.items()), reverse=True)[:6]
     timer.stop()
     if probe:
         sampler.stop()
@@ -341,7 +370,7 @@ def run_gui_training(data: Path, runs_root: Path, switch_interval: float, probe:
     return {"gaps": gaps, "epochs": epochs, "wall": wall, "redraws": redraws, "events": events,
             "outcome": handle.outcome if handle else None, "start_up": start_up,
             "ticks": ticks, "t0": ticks[0] if ticks else 0.0, "sampler": sampler,
-            "gui_cpu": cpu, "gui_cpu_share": cpu / train_wall if train_wall else float("nan")}
+            "gui_cpu": cpu, "thread_cpu": thread_cpu, "none_refs": none_refs, "gui_cpu_share": cpu / train_wall if train_wall else float("nan")}
 
 
 def measure_idle_gaps(seconds: float = 10.0) -> dict:
@@ -437,6 +466,15 @@ NOTES = [
     "drawing nor the probe explains them: still open (next suspects: the GUI process's own TensorFlow runtime "
     "and its threads, and the job process's extra threads — cancel watch and queue feeder — with the GIL).",
     "",
+    "Found on the way, not fixed here: with PySide6 6.12.0 on Python 3.11 every call of a `void` Qt method "
+    "from Python (`setText`, `update`, `repaint`, pyqtgraph's painting) drops one reference to `None` "
+    "(`sys.getrefcount(None)` falls by exactly 1 per call; Python 3.12+ has an immortal `None` and is not "
+    "affected). When the count reaches 0 the interpreter aborts with `none_dealloc` — the shutdown crash noted "
+    "at the end of this script, and a bare window crashes after ~5,000 such calls. With TensorFlow loaded "
+    "`None` starts near 200,000 references and one training run of this benchmark used ~4,600 of them "
+    "(`--quick gui` prints both numbers), so a long session would abort. Needs a PySide6 version without the "
+    "bug, Python ≥ 3.12, or a guard.",
+    "",
 ]
 
 # Interleaved so that drifts in the machine's load hit both sides alike: CLI, GUI, CLI, GUI, ...
@@ -465,6 +503,10 @@ def quick(schedule: str) -> int:
                              f"gaps > 20 ms {sum(1 for x in g if x > 20)}, > 50 ms {sum(1 for x in g if x > 50)}, "
                              f"events {result['events']}, redraws {result['redraws']}, GUI process CPU {result['gui_cpu']:.2f} s "
                              f"({100 * result['gui_cpu_share']:.0f} % of one core)\n")
+            sys.stderr.write(f"references to None: {result['none_refs'][0]} before the run, "
+                             f"{result['none_refs'][1]} after\n")
+            sys.stderr.write("GUI-process threads by CPU while training: " + ", ".join(
+                f"{name} {sec:.2f} s" for sec, name in result["thread_cpu"]) + "\n")
             sys.stderr.write("\n".join(stall_report(result)) + "\n")
         sys.stderr.flush()
     return 0
