@@ -368,6 +368,10 @@ class TrainingTab(QWidget):
         except Exception as error:  # noqa: BLE001
             text = str(error)
         self.base_status.setText(text)
+        # A wrapped rich-text label in a form row gets too little height from heightForWidth:
+        # reserve its lines (each <br> line may wrap once in this narrow panel).
+        lines = 2 * (text.count("<br>") + 1)
+        self.base_status.setMinimumHeight(self.base_status.fontMetrics().lineSpacing() * lines)
         self.finetune_combo.clear()
         self.finetune_combo.addItem("base default", None)
         if self.strategy_combo.currentData() == "finetune" and self.context.tf_is_ready:
