@@ -5,27 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QSettings
 
 pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def context(qtbot, tmp_path):
-    from app.context import AppContext, AppSettings
-
-    ctx = AppContext(AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)))
-    ctx.runner.show_dialogs = False
-    # TensorFlow imported on a worker thread while the GUI thread runs its event loop, then used
-    # on the GUI thread right away, corrupts memory (reported to the GUI-core engineer): import it
-    # here first so load_tf only flips the flag.
-    from engine.tf_runtime import keras
-
-    keras()
-    with qtbot.waitSignal(ctx.tf_ready, timeout=120_000):
-        ctx.load_tf()
-    yield ctx
-    ctx.runner.cancel_all_and_wait(5000)
+def context(tf_context):
+    """conftest's context with TensorFlow loaded (these tabs need it)."""
+    return tf_context
 
 
 def _loaded(model):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from PySide6.QtCore import QSettings
 
 pytestmark = pytest.mark.gui
 
@@ -21,21 +20,9 @@ class _Loaded:  # the shape of engine.models.loading.LoadedModel
 
 
 @pytest.fixture
-def context(qtbot, tmp_path):
-    from app.context import AppContext, AppSettings
-
-    ctx = AppContext(AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)))
-    ctx.runner.show_dialogs = False
-    # TensorFlow imported on a worker thread while the GUI thread runs its event loop, then used
-    # on the GUI thread right away, corrupts memory (reported to the GUI-core engineer): import it
-    # here first so load_tf only flips the flag.
-    from engine.tf_runtime import keras
-
-    keras()
-    with qtbot.waitSignal(ctx.tf_ready, timeout=120_000):
-        ctx.load_tf()
-    yield ctx
-    ctx.runner.cancel_all_and_wait(5000)
+def context(tf_context):
+    """conftest's context with TensorFlow loaded (these tabs need it)."""
+    return tf_context
 
 
 def _branchy_model():
