@@ -168,7 +168,27 @@ def test_only_the_model_up_to_the_layer_is_computed(precision):
     got = np.asarray(truncated(x), dtype=np.float32)
     np.testing.assert_allclose(got, np.asarray(reference(x)), rtol=1e-5 if precision == "float32" else 2e-2,
                                atol=1e-5 if precision == "float32" else 2e-2)
-    if precision == "bfloat16":  # heavy layers after the raw-pixel convolution compute in bfloat16
+    if precision == "bfloat16":  # the convolutions compute in bfloat16, the raw-pixel rescaling does not
         deep = _feature_model(model, "tiny_base/conv2", precision)
         policies = {layer.name: layer.dtype_policy.name for layer in model_layers(deep)}
-        assert policies["conv1"] == "float32" and policies["conv2"] == "mixed_bfloat16"
+        assert policies["conv1"] == policies["conv2"] == "mixed_bfloat16"
+        rescaling = [name for name in policies if name.startswith("rescaling")]
+        assert rescaling and all(policies[name] == "float32" for name in rescaling)
+
+
+@pytest.mark.parametrize("options", [dict(strides=2, padding="same", activation="relu"),
+                                     dict(dilation_rate=2, padding="valid", activation="tanh"),
+                                     dict(padding="same", use_bias=False)])
+def test_one_filter_per_image_equals_the_layer_s_own_output(options):
+    # The ascent computes only each image's own filter of a Conv2D; it must be that filter's output.
+    from engine.inspect.filters import _one_filter_per_image
+
+    k = keras()
+    k.utils.set_random_seed(0)
+    conv = k.layers.Conv2D(7, 3, bias_initializer="random_normal", **options)
+    images = np.random.default_rng(1).normal(size=(4, 13, 13, 5)).astype("float32")
+    full = np.asarray(conv(images))
+    indices = np.array([6, 0, 3, 3], np.int32)
+    picked = np.asarray(_one_filter_per_image(conv, images, indices))
+    expected = np.stack([full[i, :, :, f] for i, f in enumerate(indices)])
+    np.testing.assert_allclose(picked, expected, rtol=1e-5, atol=1e-5)

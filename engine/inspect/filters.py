@@ -124,14 +124,17 @@ class _Reached(Exception):  # noqa: N818 - control flow: the layer was reached, 
         self.tensor = tensor
 
 
-def _upto(model, x, parts: list[str]):
+def _upto(model, x, parts: list[str], before: bool = False):
     """Apply ``model`` to the symbolic tensor ``x`` only as far as the layer ``parts`` names (a path
-    split at "/"), and return that layer's output: nothing after it is in the graph."""
+    split at "/"), and return that layer's output (``before``: its input): nothing after it is in
+    the graph."""
     k = keras()
     name, rest = parts[0], parts[1:]
 
     def reach(layer, *args, **kwargs):
-        return _upto(layer, args[0], rest) if rest else layer(*args, **kwargs)
+        if rest:
+            return _upto(layer, args[0], rest, before)
+        return args[0] if before else layer(*args, **kwargs)
 
     if isinstance(model, k.Sequential):
         for layer in model.layers:
@@ -155,15 +158,18 @@ def _upto(model, x, parts: list[str]):
     raise IntrospectionError(f"layer '{name}' is not on the path from the input of model '{model.name}'")
 
 
-def _truncated_model(model, layer: str):
-    """input → ``layer``'s output, sharing ``model``'s weights and computing only what that layer
-    needs (the layers after it, the head and the other outputs are not in the graph). Falls back
-    to the general tap model for models that cannot be re-traced this way."""
+def _truncated_model(model, layer: str, before: bool = False):
+    """input → ``layer``'s output (``before``: its input), sharing ``model``'s weights and computing
+    only what that layer needs (the layers after it, the head and the other outputs are not in the
+    graph). Falls back to the general tap model for models that cannot be re-traced this way
+    (never with ``before``: the caller then uses the whole layer)."""
     k = keras()
     x = k.Input(shape=single_input_shape(model)[1:], dtype=model.inputs[0].dtype)
     try:
-        return k.Model(x, _upto(model, x, layer.split("/")))
+        return k.Model(x, _upto(model, x, layer.split("/"), before))
     except (IntrospectionError, ValueError, TypeError, AttributeError):
+        if before:
+            return None
         return build_tap_model(model, [layer], with_outputs=False)
 
 
@@ -178,9 +184,11 @@ def model_layers(model) -> list:
 
 def _bf16_copy(model):
     """A copy of ``model`` (same weights) that computes in bfloat16 (weights kept in float32 and
-    cast once per step by Keras's mixed_bfloat16 policy; activations, pooling and their gradients
-    in bfloat16). Layers on the raw image (≤ 4 input channels: preprocessing and the first
-    convolution) stay float32 so the 0..255 input is not quantised."""
+    cast once per step by Keras's mixed_bfloat16 policy; convolutions, activations, pooling and
+    their gradients in bfloat16). The preprocessing on the raw image (layers on ≤ 4 channels that
+    are not convolutions: rescaling, mean subtraction) stays float32, so the image is rounded only
+    where every later activation is too: at the first convolution's input, to bfloat16's 8-bit
+    mantissa (bench/bench_inspect.py reports the correlation of the patterns with float32)."""
     k = keras()
 
     def clone(layer):
@@ -190,7 +198,8 @@ def _bf16_copy(model):
                 in_channels = int(layer.input.shape[-1])
             except (AttributeError, ValueError, TypeError, IndexError):
                 in_channels = None
-            if in_channels is not None and in_channels > 4:
+            is_conv = isinstance(layer, (k.layers.Conv2D, k.layers.DepthwiseConv2D, k.layers.SeparableConv2D))
+            if in_channels is not None and (in_channels > 4 or is_conv):
                 config["dtype"] = "mixed_bfloat16"
         return type(layer).from_config(config)
 
@@ -209,25 +218,63 @@ def _bf16_copy(model):
 # the compiled step
 
 
-def _feature_model(model, layer: str, precision: str):
+def _feature_model(model, layer: str, precision: str, before: bool = False):
     def factory():
         if precision == "bfloat16":
-            return _bf16_copy(_feature_model(model, layer, "float32"))
-        return _truncated_model(model, layer)
+            base = _feature_model(model, layer, "float32", before)
+            return None if base is None else _bf16_copy(base)
+        return _truncated_model(model, layer, before)
 
-    return model_cache.get(model, ("filters-features", layer, precision), factory)
+    return model_cache.get(model, ("filters-features", layer, precision, before), factory)
+
+
+def _single_filter_conv(model, layer: str):
+    """The chosen layer when it is a plain Conv2D (each image then needs ONE of its output channels,
+    not all of them); None for any other layer."""
+    k = keras()
+    conv = resolve_layer(model, layer)
+    if type(conv) is not k.layers.Conv2D or conv.groups != 1 or conv.data_format != "channels_last":
+        return None
+    return conv
+
+
+def _one_filter_per_image(conv, inputs, indices):
+    """``conv`` applied to image i with only its filter ``indices[i]``: (B, h, w).
+
+    The B single-filter kernels run as one depthwise convolution over the images stacked along the
+    channels (B·C_in channels, one kernel slice each), summed back per image — a 1/C_out share of
+    the layer's work (block3_conv1 of VGG16: 1/256)."""
+    t = tf()
+    x = t.cast(inputs, t.float32)
+    batch, height, width, c_in = (t.shape(x)[i] for i in range(4))
+    kernel = t.gather(t.cast(conv.kernel, t.float32), indices, axis=3)  # (kh, kw, C_in, B)
+    kh, kw = conv.kernel_size
+    stacked = t.reshape(t.transpose(x, (1, 2, 0, 3)), (1, height, width, batch * c_in))
+    depthwise = t.reshape(t.transpose(kernel, (0, 1, 3, 2)), (kh, kw, batch * c_in, 1))
+    out = t.nn.depthwise_conv2d(stacked, depthwise, strides=(1, *conv.strides, 1),
+                                padding=conv.padding.upper(), dilations=conv.dilation_rate)
+    out_h, out_w = t.shape(out)[1], t.shape(out)[2]
+    out = t.reduce_sum(t.reshape(out, (out_h, out_w, batch, c_in)), axis=-1)  # (h, w, B)
+    if conv.use_bias:
+        out = out + t.gather(t.cast(conv.bias, t.float32), indices)
+    return t.transpose(conv.activation(out), (2, 0, 1))
 
 
 def _compiled(model, layer: str, precision: str, size: int, channels: int):
     def factory():
-        feature_model = _feature_model(model, layer, precision)
+        conv = _single_filter_conv(model, layer)
+        before = _feature_model(model, layer, precision, before=True) if conv is not None else None
+        feature_model = before if before is not None else _feature_model(model, layer, precision)
         t = tf()
         spec_img = t.TensorSpec((None, size, size, channels), t.float32)
         spec_idx = t.TensorSpec((None,), t.int32)
 
         def filter_means(images, indices):
-            acts = feature_model(images, training=False)
-            picked = t.gather(acts, indices, axis=-1, batch_dims=1)  # (B, h, w): each image's filter
+            if before is not None:  # a Conv2D: compute only each image's own filter
+                picked = _one_filter_per_image(conv, before(images, training=False), indices)
+            else:
+                acts = feature_model(images, training=False)
+                picked = t.gather(acts, indices, axis=-1, batch_dims=1)  # (B, h, w): each image's filter
             return t.reduce_mean(t.cast(picked, t.float32), axis=(1, 2))
 
         @t.function(input_signature=[spec_img, spec_idx, t.TensorSpec((), t.float32)])
