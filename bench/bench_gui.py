@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-EPOCHS = 5
+EPOCHS = int(os.environ.get("BENCH_GUI_EPOCHS", "5"))
 PER_CLASS = 400
 IMAGE_SIZE = 96
 BATCH = 16
