@@ -25,6 +25,7 @@ from engine.inspect.layers import (
     list_layers,
     model_cache,
     output_count,
+    output_shape,
     resolve_layer,
     single_input_shape,
 )
@@ -176,11 +177,7 @@ def default_cam_layer(model) -> str:
 
 def _check_spatial(model, path: str) -> str:
     full = canonical_path(model, path)
-    layer = resolve_layer(model, full)
-    try:
-        shape = tuple(layer.output.shape)
-    except (AttributeError, ValueError):
-        shape = None
+    shape = output_shape(resolve_layer(model, full))
     if shape is None or len(shape) != 4:
         raise IntrospectionError(
             f"layer '{full}' has output shape {shape}, not a spatial feature map (batch, h, w, channels)",

@@ -22,7 +22,14 @@ import numpy as np
 
 from engine.errors import IntrospectionError, InvalidSetting
 from engine.events import CancelToken, PartialResult, Progress, Sink, discard
-from engine.inspect.layers import build_tap_model, canonical_path, model_cache, resolve_layer, single_input_shape
+from engine.inspect.layers import (
+    build_tap_model,
+    canonical_path,
+    model_cache,
+    output_shape,
+    resolve_layer,
+    single_input_shape,
+)
 from engine.tf_runtime import keras, tf
 
 BOOK_IMAGE_SIZE = 150
@@ -297,11 +304,7 @@ def _compiled(model, layer: str, precision: str, size: int, channels: int):
 
 
 def _layer_channels(model, path: str) -> int:
-    layer = resolve_layer(model, path)
-    try:
-        shape = tuple(layer.output.shape)
-    except (AttributeError, ValueError):
-        shape = None
+    shape = output_shape(resolve_layer(model, path))
     if shape is None or len(shape) != 4:
         raise IntrospectionError(
             f"layer '{path}' has output shape {shape}, not filters over an image (batch, h, w, filters)",

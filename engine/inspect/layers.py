@@ -67,7 +67,8 @@ def _children(model) -> list:
     return [layer for layer in model.layers if not _is_input_layer(layer)]
 
 
-def _output_shape(layer) -> tuple | None:
+def output_shape(layer) -> tuple | None:
+    """The layer's output shape (batch axis included), or None when it has no single output."""
     try:
         output = layer.output
     except (AttributeError, ValueError, RuntimeError):
@@ -97,7 +98,7 @@ def list_layers(model) -> list[LayerInfo]:
     conv = _conv_types()
     infos = []
     for path, layer, depth in _walk(model, "", 0):
-        shape = _output_shape(layer)
+        shape = output_shape(layer)
         infos.append(
             LayerInfo(
                 path=path,
