@@ -17,3 +17,30 @@ def isolated_user_data(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("convscope_home")
     monkeypatch.setenv("CONVSCOPE_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def converted(tmp_path_factory):
+    """EfficientNet-Lite0 converted once for the session (in its own cache folder): (.keras, no-top) paths."""
+    from engine.bases import efficientnet_lite
+
+    home = tmp_path_factory.mktemp("converted_home")
+    old = os.environ.get("CONVSCOPE_HOME")
+    os.environ["CONVSCOPE_HOME"] = str(home)
+    try:
+        return efficientnet_lite.ensure_converted()
+    finally:
+        if old is None:
+            os.environ.pop("CONVSCOPE_HOME", None)
+        else:
+            os.environ["CONVSCOPE_HOME"] = old
+
+
+@pytest.fixture()
+def cached(converted, isolated_user_data):
+    """This test's cache folder holding the session's converted files (no reconversion)."""
+    from engine.paths import models_cache_dir
+
+    for path in converted:
+        os.symlink(path, models_cache_dir() / path.name)
+    return models_cache_dir()

@@ -3,41 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from engine.bases import efficientnet_lite as eff
 from engine.bases.registry import all_bases
 from engine.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "resources" / "samples"
-
-
-@pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    home = tmp_path_factory.mktemp("cli_home")
-    old = os.environ.get("CONVSCOPE_HOME")
-    os.environ["CONVSCOPE_HOME"] = str(home)
-    try:
-        return eff.ensure_converted()
-    finally:
-        if old is None:
-            os.environ.pop("CONVSCOPE_HOME", None)
-        else:
-            os.environ["CONVSCOPE_HOME"] = old
-
-
-@pytest.fixture()
-def cached(converted, isolated_user_data):
-    from engine.paths import models_cache_dir
-
-    for path in converted:
-        os.symlink(path, models_cache_dir() / path.name)
 
 
 def test_bases_lists_every_base_with_its_facts(capsys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -14,31 +13,6 @@ from engine.errors import ModelFileError
 
 SAMPLES = Path(__file__).resolve().parent.parent / "resources" / "samples"
 pytestmark = pytest.mark.skipif(eff.package_weights_path() is None, reason="efficientnet-lite0 package missing")
-
-
-@pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    """Convert once for the module (into its own cache folder); returns (.keras, notop) paths."""
-    home = tmp_path_factory.mktemp("eff_home")
-    old = os.environ.get("CONVSCOPE_HOME")
-    os.environ["CONVSCOPE_HOME"] = str(home)
-    try:
-        return eff.ensure_converted()
-    finally:
-        if old is None:
-            os.environ.pop("CONVSCOPE_HOME", None)
-        else:
-            os.environ["CONVSCOPE_HOME"] = old
-
-
-@pytest.fixture()
-def cached(converted, isolated_user_data):
-    """This test's cache folder holding the module's converted files (no reconversion)."""
-    from engine.paths import models_cache_dir
-
-    for path in converted:
-        os.symlink(path, models_cache_dir() / path.name)
-    return models_cache_dir()
 
 
 def _image(name, size=224):
