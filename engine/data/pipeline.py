@@ -40,6 +40,11 @@ _ROUTE_PIL, _ROUTE_JPEG, _ROUTE_PNG = 0, 1, 2
 _SHUFFLE_BUFFER_BYTES = 256 * 2**20  # decoded images held for shuffling after a cache
 _MEMORY_CACHE_SHARE = 0.25  # suggest_cache keeps a memory cache under this share of physical RAM
 _BLACK = np.zeros((1, 1, 3), dtype=np.uint8)
+# tf.data's autotuning model runs a background thread per iterator, and tearing an iterator down
+# (Keras does it at every epoch's start) sometimes waits ~1 s for that thread with the CPU idle:
+# py-spy showed the main thread in RootDataset::Iterator::~Iterator. Off, AUTOTUNE still means
+# "one parallel call per core" for the maps and a self-sizing prefetch buffer (bench_epoch_stalls.py).
+AUTOTUNE_MODEL = False
 
 
 def _route(path: bytes) -> np.int32:
@@ -165,7 +170,15 @@ def make_dataset(
         return images, batch_labels
 
     dataset = dataset.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return without_autotune_model(dataset.prefetch(tf.data.AUTOTUNE))
+
+
+def without_autotune_model(dataset):
+    """``dataset`` with tf.data's autotuning model off (see :data:`AUTOTUNE_MODEL`): every dataset
+    that Keras iterates epoch after epoch goes through here."""
+    options = _tf().data.Options()
+    options.autotune.enabled = AUTOTUNE_MODEL
+    return dataset.with_options(options)
 
 
 def cache_bytes(num_items: int, image_size: int) -> int:

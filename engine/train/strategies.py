@@ -466,7 +466,7 @@ def _features_augmented(ctx: _Context) -> None:
 
 # --------------------------------------------------------------------------- features (cached)
 def _features(ctx: _Context) -> None:
-    from engine.data.pipeline import make_dataset  # noqa: PLC0415
+    from engine.data.pipeline import make_dataset, without_autotune_model  # noqa: PLC0415
     from engine.models.presets import build_feature_extractor, build_head, feature_dim  # noqa: PLC0415
     from engine.train import features as cache  # noqa: PLC0415
 
@@ -508,10 +508,10 @@ def _features(ctx: _Context) -> None:
 
     train_x, train_y = arrays["train"]
     val_x, val_y = arrays["validation"]
-    train_ds = (t.data.Dataset.from_tensor_slices((train_x, train_y))
-                .shuffle(len(train_x), seed=cfg.seed, reshuffle_each_iteration=True)
-                .batch(ctx.batch_size).prefetch(2))
-    val_ds = t.data.Dataset.from_tensor_slices((val_x, val_y)).batch(ctx.batch_size).prefetch(2)
+    train_ds = without_autotune_model(t.data.Dataset.from_tensor_slices((train_x, train_y))
+                                      .shuffle(len(train_x), seed=cfg.seed, reshuffle_each_iteration=True)
+                                      .batch(ctx.batch_size).prefetch(2))
+    val_ds = without_autotune_model(t.data.Dataset.from_tensor_slices((val_x, val_y)).batch(ctx.batch_size).prefetch(2))
 
     head_last = ctx.run_dir / "head_last.keras"
     with ctx.scope.scope():
