@@ -268,12 +268,37 @@ class ClassCountChart(pg.PlotWidget):
         # one row, centred along the top edge, above the bars (set_counts leaves head-room for it)
         self._legend = self.addLegend(offset=(0, 2), colCount=3, labelTextSize="8pt")
         self._legend.anchor(itemPos=(0.5, 0), parentPos=(0.5, 0), offset=(0, 2))
+        self._empty_note: pg.TextItem | None = None
+        self.show_empty()
 
-    def set_counts(self, per_subset: dict[str, dict[str, int]], classes: list[str]) -> None:
+    def show_empty(self, text: str = "No dataset yet: choose or drop a folder of class folders") -> None:
+        """No bars and no axes (an empty 0–1 plot reads as data), only ``text`` in the middle."""
+        self._clear()
+        for axis in ("left", "bottom"):
+            self.showAxis(axis, False)
+        self._empty_note = pg.TextItem(text, anchor=(0.5, 0.5), color=pg.getConfigOption("foreground"))
+        self._empty_note.setPos(0.5, 0.5)
+        self.addItem(self._empty_note)
+        self.setXRange(0, 1, padding=0)
+        self.setYRange(0, 1, padding=0)
+
+    def _clear(self) -> None:
         for item in self._items:
             self.removeItem(item)
         self._items.clear()
         self._legend.clear()
+        if self._empty_note is not None:
+            self.removeItem(self._empty_note)
+            self._empty_note = None
+
+    def set_counts(self, per_subset: dict[str, dict[str, int]], classes: list[str]) -> None:
+        if not classes:
+            self.counts = {}
+            self.show_empty("No classes found in this folder")
+            return
+        self._clear()
+        for axis in ("left", "bottom"):
+            self.showAxis(axis, True)
         self.counts = {c: sum(sub.get(c, 0) for sub in per_subset.values()) for c in classes}
         xs = list(range(len(classes)))
         bottom = [0.0] * len(classes)

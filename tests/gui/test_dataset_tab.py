@@ -112,3 +112,21 @@ def pg_point(x, y):
     from PySide6.QtCore import QPointF
 
     return QPointF(x, y)
+
+
+def test_bar_chart_says_there_is_no_dataset_instead_of_drawing_empty_axes(qtbot):
+    from app.widgets.plots import ClassCountChart
+
+    chart = ClassCountChart()
+    qtbot.addWidget(chart)
+    plot = chart.getPlotItem()
+    assert chart._empty_note is not None and "folder" in chart._empty_note.toPlainText()
+    assert not plot.getAxis("left").isVisible() and not plot.getAxis("bottom").isVisible()
+
+    chart.set_counts({"all": {"cat": 3, "dog": 5}}, ["cat", "dog"])
+    assert chart._empty_note is None
+    assert plot.getAxis("left").isVisible() and plot.getAxis("bottom").isVisible()
+    assert chart.counts == {"cat": 3, "dog": 5}
+
+    chart.set_counts({}, [])  # a folder with no class folders
+    assert chart.counts == {} and "No classes" in chart._empty_note.toPlainText()
