@@ -33,6 +33,23 @@ HEAD_EPOCHS = 8
 END_TO_END_EPOCHS = 2
 
 
+NOTES = [
+    "## Notes",
+    "",
+    "ConvScope's datasets run with tf.data's autotuning model off (`engine.data.pipeline.without_autotune_model`, "
+    "docs/benchmarks_epoch_stalls.md): with it on, Keras's drop of the previous epoch's iterator sometimes waits "
+    "~1 s with the CPU idle. The plain script keeps TensorFlow's defaults (Keras turns its numpy arrays into "
+    "a tf.data pipeline with the model on). Ratio (1) is noisy on this shared machine: 0.88–1.49 over four "
+    "runs in the first session (the model on in both), 1.66 in this run, where the plain script's epochs "
+    "(2.2–2.6 s) were slower than in those runs (1.25–2.25 s) for reasons not examined; read it as \"at least"
+    " on par\". "
+    "The end-to-end epoch of (3) "
+    "halved with the model off (8.28 s → ~4.2 s on the same data), which is why ratio (3) fell from 99× to ~50× "
+    "while the head epoch stayed at ~0.08 s.",
+    "",
+]
+
+
 def _epoch_seconds(events) -> list[float]:
     from engine.events import EpochEnded
 
@@ -174,6 +191,7 @@ def main() -> int:
         f"**Ratio: {three['ratio']:.0f}×** (goal ≥ 50×). One-time extraction: "
         + "; ".join(three["extraction"]) + f". Whole features run {three['features_run_wall_s']:.1f} s.",
         "",
+        *NOTES,
     ]
     out = ROOT / "docs" / "benchmarks_training.md"
     from engine import atomic
