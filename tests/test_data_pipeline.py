@@ -129,3 +129,18 @@ def test_empty_subset_is_a_dataset_error():
 def test_suggest_cache_prefers_memory_for_small_sets(tmp_path):
     assert suggest_cache(2000, 150, tmp_path / "c") == "memory"
     assert suggest_cache(10**9, 150, tmp_path / "c") == str(tmp_path / "c")
+
+
+def test_datasets_run_without_tf_data_s_autotuning_model(tmp_path):
+    """With the autotuning model on, dropping an iterator (Keras does it at every epoch's start)
+    sometimes blocked ~1 s with the CPU idle (bench/bench_epoch_stalls.py): every dataset the
+    engine hands to ``fit`` must have it off and still deliver every image, epoch after epoch."""
+    items = scan(ScanConfig(str(make_shapes_dataset(tmp_path / "d", per_class=6, size=32)))).files["all"]
+    dataset = make_dataset(items, 32, 4, num_classes=2, shuffle=True, cache="memory")
+    assert dataset.options().autotune.enabled is False
+    for _ in range(3):
+        assert sum(len(y) for _, y in _batches(dataset)) == len(items)
+    import tensorflow as tf
+
+    head_data = pipeline.without_autotune_model(tf.data.Dataset.range(5).batch(2))
+    assert head_data.options().autotune.enabled is False
