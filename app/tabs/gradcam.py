@@ -19,7 +19,9 @@ That input is the whole photo, so the heatmap covers everything the user sees:
   ``convscope predict`` fed them.
 
 The panel names the input size; the heatmap (computed at the feature map's resolution of that
-input) is resized onto the full photo for the overlay.
+input) is resized onto the full photo for the overlay. The "Input" choice "as convscope predict"
+explains exactly the array ``convscope predict`` and the Evaluation tab classify instead (for ImageNet
+models the centre crop, drawn over that crop), so the two can be compared on the same pixels.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from app.widgets.model_source import (
     read_image,
 )
 
+INPUT_LABELS = (("Whole photo", "whole"), ("As convscope predict", "predict"))
 METHOD_LABELS = (("Grad-CAM", "gradcam"), ("Grad-CAM++", "gradcam++"), ("Score-CAM", "scorecam"),
                  ("Saliency (gradients)", "saliency"))
 TOP_K = 5
@@ -141,7 +144,8 @@ class GradCamTab(QWidget):
         self._loaded = None
         self._class_names: list[str] = []
         self._image_path = ""
-        self._pixels: np.ndarray | None = None
+        self._pixels: np.ndarray | None = None  # the photo as read
+        self._shown: np.ndarray | None = None  # what the heatmap is drawn over: the photo or the model's crop
         self._heatmap: np.ndarray | None = None
         self._class_index: int | None = None  # requested; None = the predicted class
         self._default_layer: str | None = None
@@ -153,6 +157,12 @@ class GradCamTab(QWidget):
 
         self.model_picker = ModelSourcePicker(context, self)
         self.image_picker = ImagePicker(self)
+        self.input_combo = QComboBox(self)
+        for label, key in INPUT_LABELS:
+            self.input_combo.addItem(label, key)
+        self.input_combo.setToolTip("Whole photo: the heatmap covers everything you see. As convscope predict: "
+                                    "the exact input the CLI and the Evaluation tab classify (for ImageNet "
+                                    "models the centre crop)")
         self.method_combo = QComboBox(self)
         for label, key in METHOD_LABELS:
             self.method_combo.addItem(label, key)
@@ -184,6 +194,8 @@ class GradCamTab(QWidget):
                                              self.class_edit, self.layer_combo, self.top_list], self)
 
         controls = QHBoxLayout()
+        controls.addWidget(QLabel("Input:", self))
+        controls.addWidget(self.input_combo)
         controls.addWidget(QLabel("Method:", self))
         controls.addWidget(self.method_combo)
         controls.addWidget(QLabel("Layer:", self))
@@ -207,7 +219,8 @@ class GradCamTab(QWidget):
         side_layout.addWidget(self.save_button)
         side_layout.addWidget(self.info, 2)
         views = QGridLayout()
-        views.addWidget(QLabel("Original", self), 0, 0)
+        self.original_label = QLabel("Original", self)
+        views.addWidget(self.original_label, 0, 0)
         views.addWidget(QLabel("Heatmap overlay", self), 0, 1)
         views.addWidget(self.original_view, 1, 0)
         views.addWidget(self.overlay_view, 1, 1)
@@ -265,6 +278,7 @@ class GradCamTab(QWidget):
         class_index, typed = self._class_index, self.class_edit.text().strip()
         names, imagenet = list(self._class_names), loaded.kind == "imagenet"
         method, layer = self.method_combo.currentData(), self.layer_combo.currentData()
+        as_predict = self.input_combo.currentData() == "predict"
 
         def job(emit, cancel):
             from engine.events import Status  # noqa: PLC0415
@@ -273,10 +287,17 @@ class GradCamTab(QWidget):
 
             image = pixels if pixels is not None else read_image(path)
             emit(Status(f"Predicting {Path(path).name}"))
-            array, described = explained_input(loaded, image)
+            if as_predict:
+                size = loaded.input_size or model_input_size(loaded.model)
+                mode = default_mode(loaded)
+                array = shown = prepare_image(image, size, mode)
+                described = (f"the {size}×{size} centre crop, as convscope predict" if mode == "crop"
+                             else f"the whole photo resized to {size}×{size}, as convscope predict")
+            else:
+                (array, described), shown = explained_input(loaded, image), image
             top = top_k_at(loaded, array)
             crop_top = None
-            if default_mode(loaded) == "crop":  # the ImageNet protocol's answer, for comparison
+            if default_mode(loaded) == "crop" and not as_predict:  # the ImageNet protocol's answer, for comparison
                 size = loaded.input_size or model_input_size(loaded.model)
                 crop_top = predict_arrays(loaded, prepare_image(image, size, "crop")[None], top_k=1)[0][0]
             cancel.raise_if_cancelled()
@@ -286,7 +307,7 @@ class GradCamTab(QWidget):
             emit(Status(f"{method} for class {wanted}"))
             # resize=False: the map of exactly the array the prediction list came from
             result = compute_cam(loaded.model, array, class_index=wanted, layer=layer, method=method, resize=False)
-            return {"image": image, "top": top, "result": result, "model": loaded.model, "path": path,
+            return {"image": image, "shown": shown, "top": top, "result": result, "model": loaded.model, "path": path,
                     "input_shape": tuple(array.shape[:2]), "input_text": described, "crop_top": crop_top}
 
         self.run_button.setEnabled(False)
@@ -364,21 +385,24 @@ class GradCamTab(QWidget):
             self.done.emit()
             return
         self._pixels = outcome["image"]
+        self._shown = outcome["shown"]
         result = outcome["result"]
         self.result, self.top = result, outcome["top"]
         self._heatmap = result.heatmap
         self._fill_top(outcome["top"], result.class_index, result.score)
-        self.original_view.set_image(self._pixels)
+        self.original_view.set_image(self._shown)
+        self.original_label.setText("Original" if self._shown is self._pixels else "The model's input (as convscope predict)")
         self._reblend(keep_view=False)
         self.save_button.setEnabled(True)
         name = self._class_names[result.class_index] if result.class_index < len(self._class_names) else ""
         self.input_text = outcome.get("input_text", "")
-        height, width = self._pixels.shape[:2]
+        height, width = self._shown.shape[:2]
+        over = "full" if self._shown is self._pixels else "model's"
         lines = [
             f"<b>{name or 'class'}</b> (#{result.class_index}): probability {result.score:.1%}",
             f"Input: {self.input_text}; the prediction list and the map both come from it.",
-            f"Heatmap: {self.method_combo.currentText()} at layer {result.layer}, drawn over the full "
-            f"{width}×{height} photo.",
+            f"Heatmap: {self.method_combo.currentText()} at layer {result.layer}, drawn over the {over} "
+            f"{width}×{height} {'photo' if over == 'full' else 'input'}.",
         ]
         crop = outcome.get("crop_top")
         if crop is not None:
@@ -440,11 +464,11 @@ class GradCamTab(QWidget):
     def _reblend(self, _value: int | None = None, keep_view: bool = True) -> None:
         alpha = self.opacity.value() / 100.0
         self.opacity_label.setText(f"{self.opacity.value()} %")
-        if self._pixels is None or self._heatmap is None:
+        if self._shown is None or self._heatmap is None:
             return
         from engine.inspect.cam import overlay  # noqa: PLC0415
 
-        self.overlay_view.set_image(overlay(self._pixels, self._heatmap, alpha=alpha), keep_view=keep_view)
+        self.overlay_view.set_image(overlay(self._shown, self._heatmap, alpha=alpha), keep_view=keep_view)
 
     @Slot()
     def _on_save_clicked(self) -> None:

@@ -159,10 +159,8 @@ def test_model_without_conv_layers_shows_the_engine_message_and_stays_usable(qtb
     assert tab.overlay_image().shape == (36, 44, 3)
 
 
-def test_imagenet_model_explains_the_whole_photo_at_its_aspect_and_agrees_with_the_list(qtbot, context, tmp_path):
-    """An ImageNet (fully convolutional) model: the prediction list and the map come from the whole
-    photo with its aspect kept (shorter side = input size), so the numbers agree and the heatmap
-    covers the whole photo; the ImageNet protocol's centre-crop answer is shown beside it."""
+def _imagenet_like_model():
+    """A tiny fully convolutional 32 px model labelled as an ImageNet model (centre-crop protocol)."""
     import keras
 
     from engine.models.loading import LoadedModel
@@ -175,12 +173,23 @@ def test_imagenet_model_explains_the_whole_photo_at_its_aspect_and_agrees_with_t
         keras.layers.GlobalAveragePooling2D(),
         keras.layers.Dense(4, activation="softmax", name="probs"),
     ], name="fcn")
-    loaded = LoadedModel(model=model, class_names=["a", "b", "c", "d"], kind="imagenet", input_size=32,
-                         label="fcn", source="fcn")
+    return LoadedModel(model=model, class_names=["a", "b", "c", "d"], kind="imagenet", input_size=32,
+                       label="fcn", source="fcn")
+
+
+def _wide_photo(tmp_path):
     pixels = np.full((40, 80, 3), 20, np.uint8)
     pixels[5:35, 50:75] = (250, 250, 250)  # off centre: outside the centre crop
     path = tmp_path / "wide.png"
     Image.fromarray(pixels).save(path)
+    return path
+
+
+def test_imagenet_model_explains_the_whole_photo_at_its_aspect_and_agrees_with_the_list(qtbot, context, tmp_path):
+    """An ImageNet (fully convolutional) model: the prediction list and the map come from the whole
+    photo with its aspect kept (shorter side = input size), so the numbers agree and the heatmap
+    covers the whole photo; the ImageNet protocol's centre-crop answer is shown beside it."""
+    loaded, path = _imagenet_like_model(), _wide_photo(tmp_path)
     tab = _tab(qtbot, context)
     context.set_model(loaded)
     with qtbot.waitSignal(tab.done, timeout=60_000):
@@ -192,3 +201,24 @@ def test_imagenet_model_explains_the_whole_photo_at_its_aspect_and_agrees_with_t
     assert tab.result.score == pytest.approx(listed[tab.result.class_index], abs=1e-5)
     assert "centre crop" in tab.info.text()
     assert tab.overlay_image().shape == (40, 80, 3)
+
+
+def test_input_as_convscope_predict_explains_the_centre_crop_with_predict_s_numbers(qtbot, context, tmp_path):
+    """"As convscope predict": the list and the map come from the exact array ``convscope predict``
+    classifies (the centre crop for an ImageNet model), and the overlay is drawn over that crop."""
+    from engine.predict import predict_images
+
+    loaded, path = _imagenet_like_model(), _wide_photo(tmp_path)
+    tab = _tab(qtbot, context)
+    context.set_model(loaded)
+    tab.input_combo.setCurrentIndex(tab.input_combo.findData("predict"))
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        tab.show_image(str(path))
+    assert tab.last_error == ""
+    assert "32×32 centre crop" in tab.input_text
+    assert tab.result.heatmap.shape == (32, 32)
+    assert tab.overlay_image().shape == (32, 32, 3)
+    assert "ImageNet protocol" not in tab.info.text()  # nothing to compare: this is the protocol's input
+    assert "model's input" in tab.original_label.text()
+    (predicted,) = predict_images(loaded, [str(path)], top_k=4)
+    assert [(i, round(p, 5)) for i, _, p in tab.top[:4]] == [(i, round(p, 5)) for i, _, p in predicted.top]
