@@ -67,6 +67,21 @@ def _disk_full_error(target: Path):
                          "free disk space (or choose a folder on another disk) and try again")
 
 
+def make_folder(path: str | os.PathLike, *, exist_ok: bool = False) -> Path:
+    """``mkdir -p``; a full disk becomes :class:`engine.errors.DiskFullError` naming the folder."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=exist_ok)
+    except OSError as error:
+        if not _disk_full(error):
+            raise
+        from engine.errors import DiskFullError  # noqa: PLC0415
+
+        raise DiskFullError(f"disk full: could not create the folder '{path}' (no space left on its device)",
+                            "free disk space (or choose a folder on another disk) and try again") from error
+    return path
+
+
 def write_bytes(target: str | os.PathLike, data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)

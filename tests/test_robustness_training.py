@@ -166,6 +166,24 @@ def test_disk_full_during_a_checkpoint_save_keeps_the_previous_one(shapes, tmp_p
     assert rundir.read_state(run)["best_epoch"] == 1
 
 
+def test_disk_full_while_the_run_folder_is_created_is_a_clear_message(shapes, tmp_path, monkeypatch, capsys):
+    real_mkdir = Path.mkdir
+
+    def full(self, *args, **kwargs):
+        if self.name.startswith("20"):  # the new run folder (<date>_<time>_…), not its parents
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", full)
+    runs = tmp_path / "runs"
+    assert main(["train", "--data", str(shapes), "--runs-root", str(runs), "--image-size", "48", "--epochs", "1",
+                 "--no-tensorboard"]) == 2
+    line = _error_line(capsys)
+    assert line.startswith(f"convscope: disk full: could not create the folder '{runs}")
+    assert line.endswith("free disk space (or choose a folder on another disk) and try again")
+    assert not runs.exists() or not any(runs.iterdir())  # no half-made run
+
+
 def test_disk_full_in_the_cli_is_one_line_exit_2(shapes, tmp_path, monkeypatch, capsys):
     from engine.tf_runtime import keras
 

@@ -53,8 +53,7 @@ def new_run_dir(root: str | Path, strategy: str, model_name: str, now: float | N
     n = 2
     while True:
         try:
-            candidate.mkdir(parents=True, exist_ok=False)
-            return candidate
+            return atomic.make_folder(candidate)
         except FileExistsError:
             candidate = root / f"{stamp}_{safe}-{n}"
             n += 1

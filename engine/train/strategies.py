@@ -106,8 +106,7 @@ def train(config: TrainConfig, emit: Sink = discard, cancel: CancelToken | None 
     split, scan_result = _prepare_split(cfg, emit, cancel)
     root = Path(cfg.runs_root) if cfg.runs_root else None
     if cfg.out:
-        run_dir = Path(cfg.out)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = atomic.make_folder(cfg.out, exist_ok=True)
     else:
         from engine.paths import default_runs_dir  # noqa: PLC0415
 
