@@ -10,6 +10,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -65,6 +66,19 @@ def _disk_full_error(target: Path):
     return DiskFullError(f"disk full: could not write '{target}' (no space left on the device holding "
                          f"'{target.parent}'); the previous '{target.name}', if any, is unchanged",
                          "free disk space (or choose a folder on another disk) and try again")
+
+
+# atomic_path's temp names: "." + target name + "." + mkstemp's 8 random characters + suffix
+_TEMP_NAME = re.compile(r"\.(?P<target>[^/]+\.[^./]+)\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)*")
+
+
+def leftover_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Temp files :func:`atomic_path` left in ``folder`` because its process was killed mid-write
+    (they are never renamed over anything, so they hold nothing the folder needs)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and _TEMP_NAME.fullmatch(p.name))
 
 
 def make_folder(path: str | os.PathLike, *, exist_ok: bool = False) -> Path:

@@ -48,12 +48,18 @@ def test_killed_training_resumes_without_lost_or_repeated_epochs(tmp_path):
     before = rundir.read_history_rows(run)
     assert len(before) >= killed_after  # history was written before the event
     assert rundir.read_state(run)["status"] == "running"  # it never got to say otherwise
+    # a kill during a checkpoint save leaves atomic_path's temp file behind; a user's own file sits beside it
+    leftover = run / ".last.keras.k1ll3d_x.keras"
+    leftover.write_bytes(b"PK\x03\x04 half a zip")
+    (run / "notes.txt").write_text("mine")
 
     resumed = subprocess.run([sys.executable, "-m", "engine.cli", "train", "--resume", str(run), "--json-events"],
                              cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=240)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     events = [json.loads(line) for line in resumed.stdout.splitlines() if line.startswith("{")]
     resumed_epochs = [e["epoch"] for e in events if e["event"] == "EpochEnded"]
+    assert not leftover.exists() and (run / "notes.txt").read_text() == "mine"
+    assert any(e["event"] == "Status" and leftover.name in e["message"] for e in events)
     assert resumed_epochs == list(range(len(before) + 1, 9))
     after = rundir.read_history_rows(run)
     assert [r["epoch"] for r in after] == list(range(1, 9))  # no epoch lost or repeated

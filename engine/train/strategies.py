@@ -128,6 +128,12 @@ def resume(run_dir: str | os.PathLike, emit: Sink = discard, cancel: CancelToken
         raise InvalidSetting(f"run '{run_dir}' has already finished",
                              "start a new run (train) to train longer or differently")
     split = load_split(run_dir / rundir.SPLIT)
+    leftovers = atomic.leftover_temp_files(run_dir)
+    for path in leftovers:  # half-written saves of the process that was killed
+        path.unlink(missing_ok=True)
+    if leftovers:
+        emit(Status(f"removed {len(leftovers)} unfinished temporary file(s) of the interrupted run: "
+                    + ", ".join(p.name for p in leftovers)))
     return _run(run_dir, cfg, split, emit, cancel, resuming=True)
 
 
