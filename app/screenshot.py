@@ -28,6 +28,21 @@ FILE_NAMES = {"Dataset": "dataset.png", "Training": "training.png", "Evaluation"
               "Model": "model.png"}
 
 
+def save_grab(widget, target: str | os.PathLike) -> Path:
+    """Save ``widget.grab()`` as a PNG through a temp file renamed into place (engine.atomic), so an
+    interrupted run never leaves a truncated screenshot; raise OSError when Qt cannot write it."""
+    from engine.atomic import save_with  # noqa: PLC0415
+
+    pixmap = widget.grab()
+
+    def write(tmp: Path) -> None:
+        if not pixmap.save(str(tmp), "PNG"):
+            raise OSError(f"Qt could not write a PNG to {tmp}")
+
+    save_with(target, write, suffix=".png")
+    return Path(target)
+
+
 def _fallback_dataset(folder: Path) -> Path:
     """Two classes of drawn shapes, when the demo dataset is not bundled."""
     import numpy as np  # noqa: PLC0415
@@ -183,7 +198,7 @@ def _take(app, work: Path, out: Path) -> list[Path]:
             relayout()
             waiter.settle(5)
         target = out / name
-        window.grab().save(str(target), "PNG")
+        save_grab(window, target)
         saved.append(target)
     window.close()
     context.runner.cancel_all_and_wait(30_000)

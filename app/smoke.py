@@ -184,9 +184,13 @@ def step_window(save_window: str | None) -> dict:
             raise SmokeFailure("the window's TensorFlow loader did not report ready")
         app.processEvents()
         if save_window:
-            Path(save_window).parent.mkdir(parents=True, exist_ok=True)
-            if not window.grab().save(save_window):
-                raise SmokeFailure(f"could not save the window grab to {save_window}")
+            from app.screenshot import save_grab  # noqa: PLC0415
+            from engine.errors import ConvScopeError  # noqa: PLC0415
+
+            try:
+                save_grab(window, save_window)
+            except (OSError, ConvScopeError) as error:  # e.g. a full disk
+                raise SmokeFailure(f"could not save the window grab to {save_window}: {error}") from error
         info = {"qt_platform": app.platformName(), "tabs": window.tab_widget.count()}
         window.close()
         app.processEvents()

@@ -201,3 +201,28 @@ def test_hidden_tabs_are_built_after_the_first_paint(context, qtbot):
     win.show_tab("Training")
     assert win.tab("Training").isVisible()
     win.close()
+
+
+def test_screenshots_are_written_whole_or_not_at_all(qtbot, tmp_path, monkeypatch):
+    from PIL import Image
+    from PySide6.QtGui import QPixmap
+    from PySide6.QtWidgets import QLabel
+
+    from app.screenshot import save_grab
+
+    label = QLabel("ConvScope")
+    qtbot.addWidget(label)
+    label.resize(120, 40)
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    target = folder / "shot.png"
+    save_grab(label, target)
+    with Image.open(target) as image:
+        assert image.size[0] >= 120 and image.size[1] >= 40  # (device pixels: ≥ on high-DPI)
+    before = target.read_bytes()
+
+    monkeypatch.setattr(QPixmap, "save", lambda self, *args: False)  # Qt cannot write (e.g. no space)
+    with pytest.raises(OSError):
+        save_grab(label, target)
+    assert target.read_bytes() == before  # the previous screenshot is intact
+    assert [p.name for p in folder.iterdir()] == ["shot.png"]  # no temp file left
