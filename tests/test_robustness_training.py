@@ -176,12 +176,17 @@ def test_disk_full_while_the_run_folder_is_created_is_a_clear_message(shapes, tm
 
     monkeypatch.setattr(Path, "mkdir", full)
     runs = tmp_path / "runs"
-    assert main(["train", "--data", str(shapes), "--runs-root", str(runs), "--image-size", "48", "--epochs", "1",
+    _assert_cli_reports_disk_full(shapes, ["--runs-root", str(runs)], capsys, f"could not create the folder '{runs}")
+    assert not runs.exists() or not any(runs.iterdir())  # no half-made run
+
+
+def _assert_cli_reports_disk_full(shapes, where: list[str], capsys, what: str) -> None:
+    """`convscope train` into ``where`` exits 2 with one line: "disk full: <what>…", and the fix."""
+    assert main(["train", "--data", str(shapes), *where, "--image-size", "48", "--epochs", "1",
                  "--no-tensorboard"]) == 2
     line = _error_line(capsys)
-    assert line.startswith(f"convscope: disk full: could not create the folder '{runs}")
+    assert line.startswith(f"convscope: disk full: {what}")
     assert line.endswith("free disk space (or choose a folder on another disk) and try again")
-    assert not runs.exists() or not any(runs.iterdir())  # no half-made run
 
 
 def test_disk_full_in_the_cli_is_one_line_exit_2(shapes, tmp_path, monkeypatch, capsys):
@@ -192,11 +197,7 @@ def test_disk_full_in_the_cli_is_one_line_exit_2(shapes, tmp_path, monkeypatch, 
 
     monkeypatch.setattr(keras().Model, "save", full)
     out = tmp_path / "run"
-    assert main(["train", "--data", str(shapes), "--out", str(out), "--image-size", "48", "--epochs", "1",
-                 "--no-tensorboard"]) == 2
-    line = _error_line(capsys)
-    assert line.startswith(f"convscope: disk full: could not write '{out / 'last.keras'}'")
-    assert line.endswith("free disk space (or choose a folder on another disk) and try again")
+    _assert_cli_reports_disk_full(shapes, ["--out", str(out)], capsys, f"could not write '{out / 'last.keras'}'")
 
 
 @pytest.fixture()
