@@ -224,7 +224,7 @@ def stall_report(result: dict, threshold_ms: float = STALL_MS) -> list[str]:
         if others:
             what += "; other threads: " + ", ".join(f"{o} ×{n}" for o, n in others)
         rows.append(f"| {before - result['t0']:.2f} | {gap:.0f} | {stall['late_ms']:.0f} | {what or '—'} |")
-    lines = [f"| at s | gap ms | watchdog late ms | GUI thread seen in (slot → innermost frame ×samples) |",
+    lines = ["| at s | gap ms | watchdog late ms | GUI thread seen in (slot → innermost frame ×samples) |",
              "|---|---|---|---|"] + (rows or ["| — | — | — | no gap over the threshold |"])
     if offenders:
         lines += ["", "Top offenders (samples 2 ms apart, summed over the gaps):", ""]
@@ -269,7 +269,7 @@ def run_gui_training(data: Path, runs_root: Path, switch_interval: float, probe:
     from app.main_window import MainWindow
     from engine.events import BatchProgress, EpochEnded, RunStarted
 
-    app = create_application()
+    app = create_application()  # noqa: F841 - the QApplication must stay referenced while the window runs
     sys.setswitchinterval(switch_interval)
     ini = runs_root / f"settings-{switch_interval}.ini"
     settings = AppSettings(QSettings(str(ini), QSettings.Format.IniFormat))

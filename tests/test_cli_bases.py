@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from engine.bases.registry import all_bases
 from engine.cli import main

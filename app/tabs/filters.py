@@ -11,7 +11,6 @@ when the view is resized until the user zooms or pans) and every pattern carries
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
