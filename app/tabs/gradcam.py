@@ -240,6 +240,8 @@ class GradCamTab(QWidget):
         self.run_button.clicked.connect(self._on_run_clicked)
         self.class_edit.returnPressed.connect(self._on_run_clicked)
         self.top_list.itemClicked.connect(self._on_top_clicked)
+        for combo in (self.input_combo, self.method_combo, self.layer_combo):
+            combo.activated.connect(self._on_choice_activated)  # user choices only, not programmatic ones
         self.opacity.valueChanged.connect(self._reblend)
         self.save_button.clicked.connect(self._on_save_clicked)
         context.model_changed.connect(self.set_model)
@@ -453,6 +455,13 @@ class GradCamTab(QWidget):
     @Slot()
     def _on_run_clicked(self) -> None:
         self.run()
+
+    @Slot(int)
+    def _on_choice_activated(self, _index: int) -> None:
+        """The user picked another input, method or layer: once something is shown, show it anew
+        (a running explanation of the same tab is cancelled by the runner)."""
+        if self.result is not None and self._loaded is not None and self._image_path:
+            self.run()
 
     @Slot(QListWidgetItem)
     def _on_top_clicked(self, item: QListWidgetItem) -> None:

@@ -222,3 +222,26 @@ def test_input_as_convscope_predict_explains_the_centre_crop_with_predict_s_numb
     assert "model's input" in tab.original_label.text()
     (predicted,) = predict_images(loaded, [str(path)], top_k=4)
     assert [(i, round(p, 5)) for i, _, p in tab.top[:4]] == [(i, round(p, 5)) for i, _, p in predicted.top]
+
+
+def test_choosing_another_method_or_input_shows_it_without_pressing_explain(qtbot, context, image_path):
+    tab = _tab(qtbot, context)
+    context.set_model(_loaded(_softmax_model(), ["ant", "bee", "cat"]))
+    index = tab.method_combo.findData("saliency")
+    tab.method_combo.setCurrentIndex(index)
+    tab.method_combo.activated.emit(index)  # as a user's pick: nothing shown yet, so nothing runs
+    assert not context.runner.busy and tab.result is None
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        tab.show_image(image_path)
+    assert tab.result.method == "saliency"
+
+    index = tab.method_combo.findData("gradcam")
+    tab.method_combo.setCurrentIndex(index)
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        tab.method_combo.activated.emit(index)
+    assert tab.result.method == "gradcam"
+    index = tab.input_combo.findData("predict")
+    tab.input_combo.setCurrentIndex(index)
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        tab.input_combo.activated.emit(index)
+    assert "as convscope predict" in tab.input_text
