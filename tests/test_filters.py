@@ -192,3 +192,18 @@ def test_one_filter_per_image_equals_the_layer_s_own_output(options):
     picked = np.asarray(_one_filter_per_image(conv, images, indices))
     expected = np.stack([full[i, :, :, f] for i, f in enumerate(indices)])
     np.testing.assert_allclose(picked, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("flags, expected", [({"fpu", "avx2", "amx_bf16", "amx_tile"}, "bfloat16"),
+                                             ({"fpu", "avx512f", "avx512_bf16"}, "bfloat16"),
+                                             ({"fpu", "avx2", "avx512f"}, "float32"),
+                                             (set(), "float32")])
+def test_auto_precision_uses_bfloat16_only_where_the_cpu_has_bfloat16_units(monkeypatch, flags, expected):
+    from engine.inspect import filters
+
+    monkeypatch.setattr(filters, "_cpu_flags", lambda: flags)
+    assert filters.resolve_precision("auto") == expected
+    assert filters.resolve_precision("float32") == "float32"  # an explicit choice is kept
+    result = filters.generate_patterns(_model(), filters.FilterConfig(layer="tiny_base/conv2", count=2, steps=2,
+                                                                      image_size=16, precision="auto"))
+    assert result.precision == expected and result.patterns.shape == (2, 16, 16, 3)

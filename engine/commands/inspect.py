@@ -55,8 +55,9 @@ def register(subparsers) -> None:
     p.add_argument("--size", type=int, default=None, metavar="PX",
                    help="image size (default: the model's input size, or 150 for a free input size)")
     p.add_argument("--seed", type=int, default=0, help="seed of the start noise (default 0)")
-    p.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
-                   help="bfloat16 is several times faster on CPUs with AMX/AVX512-BF16 (default float32)")
+    p.add_argument("--precision", choices=["float32", "bfloat16", "auto"], default="float32",
+                   help="bfloat16 is several times faster on CPUs with AMX/AVX512-BF16; auto picks it only "
+                        "there (default float32: the same patterns on every machine)")
     p.add_argument("--batch-size", type=int, default=16, metavar="N", help="filters optimised together (default 16)")
     p.add_argument("--out", required=True, metavar="PNG", help="where to write the gallery")
     _output_args(p, "print a JSON summary")

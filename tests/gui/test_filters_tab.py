@@ -70,6 +70,12 @@ def test_gallery_has_the_requested_filters_live_and_enlarges(qtbot, context, tmp
     assert tab.gallery_view.caption_texts() == ["#2", "#3", "#4", "#5", "#6"]  # each pattern's filter index
     assert progress and progress[-1][0] == progress[-1][1]  # per-step progress reached the end
     assert tab.progress.format() == "Done"
+    # the default precision is the CPU's fast one, and the status says which ran
+    from engine.inspect.filters import fast_bfloat16
+
+    assert tab.precision_combo.currentData() == "auto"
+    assert tab.result.precision == ("bfloat16" if fast_bfloat16() else "float32")
+    assert f"({tab.result.precision})" in tab.status.text()
     # click the third pattern (filter 4)
     tab.gallery_view.click_pixel((2 % cols) * (32 + MARGIN) + 5, (2 // cols) * (32 + MARGIN) + 5)
     assert tab.current_filter == 4
