@@ -11,8 +11,9 @@
 3. Training throughput with the GUI attached against the same run from the CLI (goal ≥ 0.95):
    ``convscope train ... --json-events`` in a subprocess, same data, settings and seed, interleaved
    with the GUI runs (CLI, GUI, CLI, GUI, ...) so that load drifts hit both; mean epoch time of
-   epochs 2..N from the EpochEnded events. The job process's start-up is reported separately
-   (section 1), so fixed costs do not blur the steady-state comparison.
+   epochs 2..N from the EpochEnded events. The ratio uses the GUI runs without section 1's probe
+   (the window as a user runs it); the probe's runs are reported beside it. The job process's
+   start-up is reported separately (section 1), so fixed costs do not blur the comparison.
 
 Run: ``QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_gui.py``
 """
