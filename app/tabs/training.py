@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 
 import os
-from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
@@ -40,38 +39,6 @@ STRATEGY_LABELS = {
     "finetune": "Fine-tuning",
 }
 GROUP = "training"
-
-
-@dataclass
-class TrainingSettings:
-    """The form's values, turned into the engine's TrainConfig by :meth:`to_config`."""
-
-    data: str = ""
-    strategy: str = "scratch"
-    base: str = "efficientnet-lite0"
-    preset: str = "book-scratch"
-    epochs: int = 30
-    batch_size: int = 32
-    image_size: int | None = None
-    learning_rate: float | None = None
-    augment: bool = False
-    augmentation: str = "mild"
-    finetune_from: str | None = None
-    max_per_class: int | None = None
-    seed: int = 0
-    runs_root: str | None = None
-
-    def to_config(self):
-        from engine.train.config import TrainConfig  # noqa: PLC0415 (no TensorFlow)
-
-        augment = False if self.strategy == "features" else self.augment
-        return TrainConfig(
-            data=self.data, strategy=self.strategy, base=self.base, preset=self.preset,
-            epochs=self.epochs, batch_size=self.batch_size, image_size=self.image_size,
-            augment=augment, augmentation=self.augmentation, learning_rate=self.learning_rate,
-            finetune_from=self.finetune_from if self.strategy == "finetune" else None,
-            max_per_class=self.max_per_class, seed=self.seed, tensorboard=False, runs_root=self.runs_root,
-        )
 
 
 class TrainingTab(QWidget):
@@ -275,7 +242,7 @@ class TrainingTab(QWidget):
         self.smooth_check.setChecked(s.value("training/smooth", False, bool))
 
     def save_settings(self) -> None:
-        values = self.form_values()
+        values = self.form_config()
         s = self.context.settings
         s.set_value("training/strategy", values.strategy)
         s.set_value("training/base", values.base)
@@ -284,7 +251,7 @@ class TrainingTab(QWidget):
         s.set_value("training/batch_size", values.batch_size)
         s.set_value("training/image_size", values.image_size or 0)
         s.set_value("training/learning_rate", self.lr_edit.text().strip())
-        s.set_value("training/augment", values.augment)
+        s.set_value("training/augment", self.augment_check.isChecked())
         s.set_value("training/augmentation", values.augmentation)
         s.set_value("training/max_per_class", values.max_per_class or 0)
         s.set_value("training/smooth", self.smooth_check.isChecked())
@@ -296,28 +263,35 @@ class TrainingTab(QWidget):
             combo.setCurrentIndex(index)
 
     # ---- form
-    def form_values(self) -> TrainingSettings:
+    def form_config(self):
+        """The form's values as the engine's ``TrainConfig`` (no TensorFlow import). The form's own
+        rules: no augmentation for cached features, a fine-tuning start layer only for fine-tuning,
+        TensorBoard off (the tab draws the curves), the Dataset tab's seed."""
+        from engine.train.config import TrainConfig  # noqa: PLC0415
+
         text = self.lr_edit.text().strip()
         try:
             learning_rate = float(text) if text else None
         except ValueError:
-            learning_rate = float("nan")  # TrainConfig.validate names the fix
+            learning_rate = float("nan")  # start() names the fix
         dataset = self.context.dataset
-        return TrainingSettings(
+        strategy = self.strategy_combo.currentData()
+        return TrainConfig(
             data=dataset.root if dataset is not None else "",
-            strategy=self.strategy_combo.currentData(),
+            strategy=strategy,
             base=self.base_combo.currentData() or "efficientnet-lite0",
             preset=self.preset_combo.currentData() or "book-scratch",
             epochs=self.epochs_spin.value(),
             batch_size=self.batch_spin.value(),
             image_size=self.size_spin.value() or None,
             learning_rate=learning_rate,
-            augment=self.augment_check.isChecked(),
+            augment=False if strategy == "features" else self.augment_check.isChecked(),
             augmentation=self.augmentation_combo.currentData() or "mild",
-            finetune_from=self.finetune_combo.currentData(),
+            finetune_from=self.finetune_combo.currentData() if strategy == "finetune" else None,
             max_per_class=self.limit_spin.value() or None,
             seed=self.context.settings.value("dataset/seed", 0, int),
             runs_root=self.runs_root(),
+            tensorboard=False,
         )
 
     @Slot()
@@ -428,14 +402,13 @@ class TrainingTab(QWidget):
         """Start training with the form's settings (the previous training job is cancelled)."""
         if not self.context.tf_is_ready:
             return None
-        values = self.form_values()
-        config = values.to_config()
+        config = self.form_config()
         self.save_settings()
         lr_text = self.lr_edit.text().strip()
         from engine.errors import ConvScopeError, InvalidSetting  # noqa: PLC0415
 
         try:  # settings errors are found here, without starting a process for them
-            if values.learning_rate is not None and values.learning_rate != values.learning_rate:
+            if config.learning_rate is not None and config.learning_rate != config.learning_rate:
                 raise InvalidSetting(f"learning rate '{lr_text}' is not a number",
                                      "type one such as 1e-4, or leave it empty for the default")
             config.validate()
@@ -580,7 +553,7 @@ class TrainingTab(QWidget):
         name.setToolTip(event.run_dir)
         name.setFlags(name.flags() | Qt.ItemFlag.ItemIsUserCheckable)
         name.setCheckState(Qt.CheckState.Unchecked)
-        values = self.form_values()
+        values = self.form_config()
         model = values.preset if event.strategy == "scratch" else values.base
         cells = [name, QTableWidgetItem(event.strategy), QTableWidgetItem(model), QTableWidgetItem("running"),
                  QTableWidgetItem(f"0/{event.epochs}"), QTableWidgetItem("—")]
