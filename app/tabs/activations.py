@@ -34,7 +34,9 @@ from app.widgets.model_source import (
     ImagePicker,
     ModelSourcePicker,
     TensorFlowGate,
+    debounced,
     dropped_image_path,
+    follow_shared_model,
     read_image,
 )
 
@@ -171,15 +173,9 @@ class ActivationsTab(QWidget):
         self.layer_tree.currentItemChanged.connect(self._on_tree_current)
         self.grid_view.clicked.connect(self._on_grid_clicked)
         self.per_row.valueChanged.connect(self._on_per_row)
-        self._relayout_timer = QTimer(self)
-        self._relayout_timer.setSingleShot(True)
-        self._relayout_timer.setInterval(80)
-        self._relayout_timer.timeout.connect(self._relayout)
+        self._relayout_timer = debounced(self, self._relayout)
         self.grid_view.resized.connect(self._relayout_timer.start)
-        context.model_changed.connect(self.set_model)
-        context.layer_selected.connect(self.select_layer)
-        if getattr(context, "current_model", None) is not None:
-            self.set_model(context.current_model)
+        follow_shared_model(self, context)
 
     # -- public API -----------------------------------------------------------------------------
     @Slot(str)

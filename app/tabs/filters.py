@@ -13,7 +13,7 @@ from __future__ import annotations
 
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.widgets.image_view import ImageView, best_columns
-from app.widgets.model_source import ModelSourcePicker, TensorFlowGate
+from app.widgets.model_source import ModelSourcePicker, TensorFlowGate, debounced, follow_shared_model
 
 PER_ROW = 8  # patterns per row of the engine's gallery; the tab lays them out for its view
 MARGIN = 5
@@ -127,15 +127,9 @@ class FiltersTab(QWidget):
         self.save_button.clicked.connect(self._on_save_clicked)
         self.layer_combo.currentIndexChanged.connect(self._on_layer_changed)
         self.gallery_view.clicked.connect(self._on_gallery_clicked)
-        self._relayout_timer = QTimer(self)
-        self._relayout_timer.setSingleShot(True)
-        self._relayout_timer.setInterval(80)
-        self._relayout_timer.timeout.connect(self._relayout)
+        self._relayout_timer = debounced(self, self._relayout)
         self.gallery_view.resized.connect(self._relayout_timer.start)
-        context.model_changed.connect(self.set_model)
-        context.layer_selected.connect(self.select_layer)
-        if getattr(context, "current_model", None) is not None:
-            self.set_model(context.current_model)
+        follow_shared_model(self, context)
 
     # -- public API -----------------------------------------------------------------------------
     @Slot(str)

@@ -52,6 +52,7 @@ from app.widgets.model_source import (
     ModelSourcePicker,
     TensorFlowGate,
     dropped_image_path,
+    follow_shared_model,
     model_input_size,
     read_image,
 )
@@ -244,10 +245,7 @@ class GradCamTab(QWidget):
             combo.activated.connect(self._on_choice_activated)  # user choices only, not programmatic ones
         self.opacity.valueChanged.connect(self._reblend)
         self.save_button.clicked.connect(self._on_save_clicked)
-        context.model_changed.connect(self.set_model)
-        context.layer_selected.connect(self.select_layer)
-        if getattr(context, "current_model", None) is not None:
-            self.set_model(context.current_model)
+        follow_shared_model(self, context)
 
     # -- public API -----------------------------------------------------------------------------
     def show_image(self, path: str, class_index: int | None = None) -> None:

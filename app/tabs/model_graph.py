@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.widgets.model_source import ModelSourcePicker, TensorFlowGate
+from app.widgets.model_source import ModelSourcePicker, TensorFlowGate, follow_shared_model
 
 BOX_W = 210
 BOX_H = 62
@@ -285,10 +285,8 @@ class ModelTab(QWidget):
         self.fit_button.clicked.connect(self.fit)
         self.view.open_nested.connect(self.open_nested)
         self.scene.selectionChanged.connect(self._on_selection_changed)
-        context.model_changed.connect(self.set_model)
         self._show_empty()
-        if getattr(context, "current_model", None) is not None:
-            self.set_model(context.current_model)
+        follow_shared_model(self, context, layers=False)
 
     # -- public -----------------------------------------------------------------------------
     @Slot(object)

@@ -297,6 +297,28 @@ class TensorFlowGate(QLabel):
         self.hide()
 
 
+def follow_shared_model(tab, context, *, layers: bool = True) -> None:
+    """Make ``tab`` show the app's one current model: ``tab.set_model`` on every change, the model
+    already loaded now, and (``layers``) the Model tab's layer choice through ``tab.select_layer``."""
+    context.model_changed.connect(tab.set_model)
+    if layers:
+        context.layer_selected.connect(tab.select_layer)
+    if getattr(context, "current_model", None) is not None:
+        tab.set_model(context.current_model)
+
+
+def debounced(parent, slot, interval_ms: int = 80):
+    """A single-shot QTimer that calls ``slot`` once ``interval_ms`` after the last ``start()``
+    (for re-laying out a grid while its view is being resized)."""
+    from PySide6.QtCore import QTimer  # noqa: PLC0415
+
+    timer = QTimer(parent)
+    timer.setSingleShot(True)
+    timer.setInterval(interval_ms)
+    timer.timeout.connect(slot)
+    return timer
+
+
 def read_image(path: str):
     """Read ``path`` as an RGB uint8 array inside a job; an unreadable file becomes a readable
     :class:`engine.errors.InvalidSetting` (shown as a message, not as a bug)."""
