@@ -6,7 +6,7 @@ A job is ``fn(emit, cancel) -> result`` — an engine entry point with its confi
 * runs it on a worker thread of its own (a Python thread per job; see :class:`_Worker`), or — for
   the long TensorFlow jobs, training and evaluation — in a child process
   (:meth:`JobRunner.start_process`, :mod:`engine.worker`), whose GIL is not the GUI's;
-* turns the engine events the job emits into the :attr:`JobHandle.event` Qt signal, delivered on
+* turns the engine events the job emits into the :attr:`JobHandle.engine_event` Qt signal, delivered on
   the GUI thread. Events are queued and handed over in batches, at most every ``WAKE_INTERVAL_S``
   for the chatty per-batch progress events (of which only the newest is kept), so a fast training
   loop cannot flood the GUI thread's event queue;
@@ -151,7 +151,9 @@ class _Bridge(QObject):
 class JobHandle(QObject):
     """One running (or ended) job, seen from the GUI thread."""
 
-    event = Signal(object)
+    # Not named "event": a signal of that name shadows QObject.event(), and PySide then kept every
+    # handle (and its result) alive forever — ~35 kB per job over a session (bench_soak.py).
+    engine_event = Signal(object)
     finished = Signal(object)
     failed = Signal(object)
     cancelled = Signal()
@@ -221,7 +223,7 @@ class JobHandle(QObject):
             self._wake_pending = False
         for event in events:
             self._track_progress(event)
-            self.event.emit(event)
+            self.engine_event.emit(event)
 
     def _track_progress(self, event: Event) -> None:
         done_total: tuple[int, int] | None = None

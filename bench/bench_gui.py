@@ -344,7 +344,7 @@ def run_gui_training(data: Path, runs_root: Path, switch_interval: float, probe:
         nonlocal handle
         marks["start"] = time.perf_counter()
         handle = training.start()
-        handle.event.connect(on_event)
+        handle.engine_event.connect(on_event)
         if probe:
             timer.start()
             sampler.start()

@@ -169,7 +169,7 @@ class FiltersTab(QWidget):
         self.progress.setFormat("Starting…")
         self.status.setText(f"Gradient ascent on {layer}, filters {config.first}–{config.first + config.count - 1}")
         self._handle = self.context.runner.start("Filter patterns", job, group="filters")
-        self._handle.event.connect(self._on_event)
+        self._handle.engine_event.connect(self._on_event)
         self._handle.progress.connect(self._on_progress)
         self._handle.finished.connect(self._on_finished)
         self._handle.failed.connect(self._on_failed)

@@ -441,7 +441,7 @@ class TrainingTab(QWidget):
             self._job = self.context.runner.start_process(name, job[0], job[1], group=GROUP)
         else:
             self._job = self.context.runner.start(name, job, group=GROUP)
-        self._job.event.connect(self._on_event)
+        self._job.engine_event.connect(self._on_event)
         self._job.finished.connect(self._on_finished)
         self._job.ended.connect(self._on_ended)
         self._set_busy(True)

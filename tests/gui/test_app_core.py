@@ -177,7 +177,7 @@ def process_loop_target(emit, cancel):
 def test_closing_the_window_during_a_process_job_exits_cleanly(window, qtbot):
     runner = window.context.runner
     handle = runner.start_process("Training", process_loop_target, group="training")
-    with qtbot.waitSignal(handle.event, timeout=60_000):
+    with qtbot.waitSignal(handle.engine_event, timeout=60_000):
         pass
     t0 = time.monotonic()
     window.close()

@@ -58,7 +58,7 @@ def test_gallery_has_the_requested_filters_live_and_enlarges(qtbot, context, tmp
     partials, progress = [], []
     with qtbot.waitSignal(tab.done, timeout=120_000):
         tab.generate_button.click()
-        tab._handle.event.connect(partials.append)
+        tab._handle.engine_event.connect(partials.append)
         tab._handle.progress.connect(lambda done, total: progress.append((done, total)))
     assert tab.last_error == ""
     assert tab.pattern_count() == 5

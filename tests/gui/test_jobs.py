@@ -30,7 +30,7 @@ def test_result_and_events_arrive_on_the_gui_thread(runner, qtbot):
         return 42
 
     handle = runner.start("count", job)
-    handle.event.connect(lambda e: seen.append((e, threading.get_ident())))
+    handle.engine_event.connect(lambda e: seen.append((e, threading.get_ident())))
     with qtbot.waitSignal(handle.finished, timeout=5_000) as blocker:
         pass
     assert blocker.args == [42]
@@ -49,6 +49,27 @@ def test_ended_jobs_do_not_pile_up_in_the_runner(runner, qtbot):
         with qtbot.waitSignal(handle.ended, timeout=5_000):
             pass
     assert len(runner.findChildren(JobHandle)) <= 2
+
+
+def test_ended_jobs_and_their_results_are_freed(runner, qtbot):
+    # Nothing but the caller's own reference may keep an ended job's handle (and its result, an
+    # activation map or a gallery) alive: a signal named "event" once made PySide keep them all.
+    import gc
+    import weakref
+
+    import numpy as np
+
+    handles = []
+    for i in range(10):
+        handle = runner.start(f"job {i}", lambda emit, cancel: np.zeros((64, 64, 3), np.uint8), group="g")
+        with qtbot.waitSignal(handle.ended, timeout=5_000):
+            pass
+        handles.append(weakref.ref(handle))
+        del handle
+    runner.start("last", lambda emit, cancel: None, group="g")  # the runner keeps only its latest
+    qtbot.waitUntil(lambda: not runner.busy, timeout=5_000)
+    gc.collect()
+    assert sum(ref() is not None for ref in handles) == 0
 
 
 def test_cancel_ends_in_cancelled(runner, qtbot):
@@ -125,7 +146,7 @@ def test_batch_events_are_coalesced_and_the_last_one_arrives(runner, qtbot):
         return True
 
     handle = runner.start("flood", job)
-    handle.event.connect(delivered.append)
+    handle.engine_event.connect(delivered.append)
     with qtbot.waitSignal(handle.finished, timeout=10_000):
         pass
     batches = [e for e in delivered if isinstance(e, BatchProgress)]
@@ -205,7 +226,7 @@ def failing_target(kind, emit, cancel):
 def test_process_job_result_and_events(runner, qtbot):
     seen = []
     handle = runner.start_process("count", counting_target, (3,))
-    handle.event.connect(seen.append)
+    handle.engine_event.connect(seen.append)
     with qtbot.waitSignal(handle.finished, timeout=60_000) as blocker:
         pass
     assert blocker.args[0]["n"] == 3 and blocker.args[0]["pid"] != os.getpid()
@@ -218,7 +239,7 @@ def test_process_job_result_and_events(runner, qtbot):
 
 def test_process_job_cancel(runner, qtbot):
     handle = runner.start_process("loop", looping_target)
-    with qtbot.waitSignal(handle.event, timeout=60_000):
+    with qtbot.waitSignal(handle.engine_event, timeout=60_000):
         pass
     with qtbot.waitSignal(handle.cancelled, timeout=5_000):
         handle.cancel()
@@ -243,7 +264,7 @@ def test_process_job_errors_reach_the_one_handler(runner, qtbot, errors):
 
 def test_a_stuck_process_is_terminated_as_the_last_resort(runner, qtbot):
     handle = runner.start_process("stuck", stubborn_target)
-    with qtbot.waitSignal(handle.event, timeout=60_000):
+    with qtbot.waitSignal(handle.engine_event, timeout=60_000):
         pass
     assert runner.cancel_all_and_wait(timeout_ms=20_000, terminate_after_ms=500)
     assert handle.outcome == "cancelled"

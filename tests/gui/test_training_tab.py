@@ -81,7 +81,7 @@ def test_cancel_returns_to_idle_quickly_and_keeps_last_keras(tab, qtbot, scanned
             seen.append(event)
 
     handle = tab.start()
-    handle.event.connect(first_epoch)
+    handle.engine_event.connect(first_epoch)
     qtbot.waitUntil(lambda: any(isinstance(e, EpochEnded) for e in seen), timeout=120_000)
     started = time.monotonic()
     with qtbot.waitSignal(tab.done, timeout=5_000):
