@@ -37,14 +37,16 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 NOTES = [
     "## Notes",
     "",
-    "- Both request loops stay under the 10 % goal at 500 requests but are not flat: ~0.1 MB per request on "
-    "the CLI path (the model file is loaded again for every request) and ~0.09 MB per job through the runner, "
-    "linearly. The engine calls alone do not grow (first session: the same `compute_cam` + "
-    "`compute_activations` pair 500 times on one thread, or each on a fresh thread, stayed at 621 → 621 MB and "
-    "624 → 625 MB); releasing the runner's ended handles did not change the slope, so the cause is elsewhere in "
-    "the runner/Qt path. Not found.",
+    "- The runner's loop is flat since the second session: `JobHandle` had a signal named `event`, which "
+    "shadows `QObject.event()`, and PySide then kept every ended handle and its result alive (+5.4 % over "
+    "these 450 jobs, ~0.09 MB each, before the rename to `engine_event`; "
+    "tests/gui/test_jobs.py::test_ended_jobs_and_their_results_are_freed).",
+    "- The CLI path still grows a little (+4–6 % over 450 requests, ~0.07–0.1 MB per request; each request "
+    "loads the model file again, as the CLI does). The engine calls alone do not grow (first session: the "
+    "same `compute_cam` + `compute_activations` pair 500 times stayed at 621 → 621 MB), so it is the per-request "
+    "model load (Keras/TensorFlow state); under the goal, not chased further.",
     "- Since the second session the pipeline runs without tf.data's autotuning model "
-    "(docs/benchmarks_epoch_stalls.md); the streamed epoch's peak memory was 878 MB before, 873 MB after.",
+    "(docs/benchmarks_epoch_stalls.md); the streamed epoch's peak memory was 878 MB before, 873–884 MB after (two runs).",
     "",
 ]
 
