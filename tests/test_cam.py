@@ -295,7 +295,7 @@ def _composite():
 
 
 @pytest.mark.slow
-def test_gradcam_on_imagenet_efficientnet_finds_the_cat_and_the_cup():
+def test_gradcam_on_imagenet_efficientnet_finds_the_cat_and_the_cup(cached):
     """The real pretrained base on real photos, the model re-traced at the composite's own 224 x 448
     size (its head is global pooling): Grad-CAM puts over 90% of the heatmap mass on the cat half
     for the classes the base predicts for the cat (tiger cat 282, tabby 281, Egyptian cat 285) and
@@ -305,9 +305,7 @@ def test_gradcam_on_imagenet_efficientnet_finds_the_cat_and_the_cup():
     from engine.bases.registry import get_base
     from engine.inspect.cam import compute_cam, default_cam_layer
 
-    spec = get_base("efficientnet-lite0")
-    if not spec.weights_status().present:
-        pytest.skip("EfficientNet-Lite0 weights package not installed")
+    spec = get_base("efficientnet-lite0")  # `cached`: the session's conversion (skips without the package)
     model = spec.build(include_top=True)
     assert default_cam_layer(model) == spec.last_conv_layer
     image = _composite()
@@ -326,13 +324,11 @@ def test_gradcam_on_imagenet_efficientnet_finds_the_cat_and_the_cup():
 
 
 @pytest.mark.slow
-def test_default_layer_of_the_book_shape_around_a_registry_base():
+def test_default_layer_of_the_book_shape_around_a_registry_base(cached):
     from engine.bases.registry import get_base
     from engine.inspect.cam import compute_cam, default_cam_layer
 
-    spec = get_base("efficientnet-lite0")
-    if not spec.weights_status().present:
-        pytest.skip("EfficientNet-Lite0 weights package not installed")
+    spec = get_base("efficientnet-lite0")  # `cached`: the session's conversion (skips without the package)
     k = keras()
     base = spec.build(include_top=False, input_size=96)
     model = k.Sequential([k.Input((96, 96, 3)), base, k.layers.Flatten(), k.layers.Dense(1, activation="sigmoid")])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,17 +19,10 @@ DEMO = ROOT / "resources" / "demo"
 
 
 @pytest.fixture(scope="module")
-def imagenet_model(tmp_path_factory):
-    home = tmp_path_factory.mktemp("predict_home")
-    old = os.environ.get("CONVSCOPE_HOME")
-    os.environ["CONVSCOPE_HOME"] = str(home)
-    try:
+def imagenet_model(converted_home):
+    with pytest.MonkeyPatch.context() as patch:  # the session's conversion, not one of its own
+        patch.setenv("CONVSCOPE_HOME", str(converted_home))
         return load_model("efficientnet-lite0")
-    finally:
-        if old is None:
-            os.environ.pop("CONVSCOPE_HOME", None)
-        else:
-            os.environ["CONVSCOPE_HOME"] = old
 
 
 @pytest.mark.skipif(eff.package_weights_path() is None, reason="efficientnet-lite0 package missing")
