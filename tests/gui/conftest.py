@@ -75,6 +75,19 @@ def context(qapp, app_settings, errors):
 
 
 @pytest.fixture
+def open_tab(qtbot, context):
+    """``open_tab(TabClass)``: the tab on this test's context, at 1280×800, closed with the test."""
+
+    def make(tab_class):
+        tab = tab_class(context)
+        qtbot.addWidget(tab)
+        tab.resize(1280, 800)
+        return tab
+
+    return make
+
+
+@pytest.fixture
 def tf_context(context, qtbot):
     """A context whose TensorFlow is loaded."""
     with qtbot.waitSignal(context.tf_ready, timeout=120_000):

@@ -8,13 +8,9 @@ from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-pytestmark = pytest.mark.gui
+from app.tabs.activations import ActivationsTab
 
-
-@pytest.fixture
-def context(tf_context):
-    """conftest's context with TensorFlow loaded (these tabs need it)."""
-    return tf_context
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("tf_context")]  # these tabs need TensorFlow
 
 
 @pytest.fixture
@@ -60,19 +56,10 @@ def _book_shape():
                              keras.layers.Dense(1, activation="sigmoid", name="out")], name="book")
 
 
-def _tab(qtbot, context):
-    from app.tabs.activations import ActivationsTab
-
-    tab = ActivationsTab(context)
-    qtbot.addWidget(tab)
-    tab.resize(1280, 800)
-    return tab
-
-
-def test_grid_has_one_tile_per_channel_and_click_enlarges(qtbot, context, image_path):
+def test_grid_has_one_tile_per_channel_and_click_enlarges(qtbot, context, image_path, open_tab):
     from app.tabs.activations import GRID_MARGIN
 
-    tab = _tab(qtbot, context)
+    tab = open_tab(ActivationsTab)
     tab.per_row.setValue(16)
     context.set_model(_loaded(_two_conv()))
     assert tab.current_layer == "conv_a"  # the first conv layer is chosen by default
@@ -98,8 +85,8 @@ def test_grid_has_one_tile_per_channel_and_click_enlarges(qtbot, context, image_
     assert tab.stat_channels.text() == "10"
 
 
-def test_nested_base_is_a_tree_and_inner_layers_work(qtbot, context, image_path):
-    tab = _tab(qtbot, context)
+def test_nested_base_is_a_tree_and_inner_layers_work(qtbot, context, image_path, open_tab):
+    tab = open_tab(ActivationsTab)
     tab.per_row.setValue(16)
     context.set_model(_loaded(_book_shape()))
     top = [tab.layer_tree.topLevelItem(i).text(0) for i in range(tab.layer_tree.topLevelItemCount())]
@@ -115,8 +102,8 @@ def test_nested_base_is_a_tree_and_inner_layers_work(qtbot, context, image_path)
     assert tab.grid_image().shape == (15, 4 * 15 + 3 * 2)
 
 
-def test_drop_an_image_file_on_the_tab(qtbot, context, image_path):
-    tab = _tab(qtbot, context)
+def test_drop_an_image_file_on_the_tab(qtbot, context, image_path, open_tab):
+    tab = open_tab(ActivationsTab)
     context.set_model(_loaded(_two_conv()))
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(image_path)])
@@ -128,12 +115,12 @@ def test_drop_an_image_file_on_the_tab(qtbot, context, image_path):
     assert tab.grid_image() is not None
 
 
-def test_model_without_conv_layers_shows_the_engine_message_and_stays_usable(qtbot, context, image_path):
+def test_model_without_conv_layers_shows_the_engine_message_and_stays_usable(qtbot, context, image_path, open_tab):
     import keras
 
     dense_only = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(name="flat"),
                                    keras.layers.Dense(3, name="dense")], name="dense_only")
-    tab = _tab(qtbot, context)
+    tab = open_tab(ActivationsTab)
     context.set_model(_loaded(dense_only))
     assert "no convolution layers" in tab.status.text()
     with qtbot.waitSignal(context.runner.error_reported, timeout=60_000) as blocker:
@@ -149,12 +136,12 @@ def test_model_without_conv_layers_shows_the_engine_message_and_stays_usable(qtb
     assert tab.grid_image() is not None
 
 
-def test_auto_columns_fill_the_view_and_the_user_zoom_is_kept(qtbot, context, image_path):
+def test_auto_columns_fill_the_view_and_the_user_zoom_is_kept(qtbot, context, image_path, open_tab):
     from app.tabs.activations import best_columns
 
     assert best_columns(32, 112, 112, 600, 600) == 6  # 6×6 is the largest square-ish fit
     assert best_columns(32, 112, 112, 1800, 230) == 16  # a wide, low view: two rows
-    tab = _tab(qtbot, context)
+    tab = open_tab(ActivationsTab)
     tab.show()
     qtbot.waitExposed(tab)
     assert tab.per_row.text() == "auto"

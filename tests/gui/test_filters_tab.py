@@ -6,13 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytestmark = pytest.mark.gui
+from app.tabs.filters import FiltersTab
 
-
-@pytest.fixture
-def context(tf_context):
-    """conftest's context with TensorFlow loaded (these tabs need it)."""
-    return tf_context
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("tf_context")]  # these tabs need TensorFlow
 
 
 def _loaded(model):
@@ -36,19 +32,10 @@ def _two_conv():
     ], name="two_conv")
 
 
-def _tab(qtbot, context):
-    from app.tabs.filters import FiltersTab
-
-    tab = FiltersTab(context)
-    qtbot.addWidget(tab)
-    tab.resize(1280, 800)
-    return tab
-
-
-def test_gallery_has_the_requested_filters_live_and_enlarges(qtbot, context, tmp_path):
+def test_gallery_has_the_requested_filters_live_and_enlarges(qtbot, context, tmp_path, open_tab):
     from app.tabs.filters import MARGIN
 
-    tab = _tab(qtbot, context)
+    tab = open_tab(FiltersTab)
     context.set_model(_loaded(_two_conv()))
     assert [tab.layer_combo.itemData(i) for i in range(tab.layer_combo.count())] == ["conv_a", "conv_b"]
     assert tab.select_layer("conv_b")
@@ -86,8 +73,8 @@ def test_gallery_has_the_requested_filters_live_and_enlarges(qtbot, context, tmp
     assert np.asarray(Image.open(out)).shape == tab.gallery_image().shape
 
 
-def test_cancel_stops_and_keeps_the_tab_usable(qtbot, context):
-    tab = _tab(qtbot, context)
+def test_cancel_stops_and_keeps_the_tab_usable(qtbot, context, open_tab):
+    tab = open_tab(FiltersTab)
     context.set_model(_loaded(_two_conv()))
     tab.count_spin.setValue(6)
     tab.steps_spin.setValue(1000)
@@ -104,8 +91,8 @@ def test_cancel_stops_and_keeps_the_tab_usable(qtbot, context):
     assert tab.pattern_count() == 2
 
 
-def test_bad_range_shows_the_engine_message(qtbot, context):
-    tab = _tab(qtbot, context)
+def test_bad_range_shows_the_engine_message(qtbot, context, open_tab):
+    tab = open_tab(FiltersTab)
     context.set_model(_loaded(_two_conv()))
     tab.select_layer("conv_a")
     tab.first_spin.setMaximum(100)
@@ -117,12 +104,12 @@ def test_bad_range_shows_the_engine_message(qtbot, context):
     assert "6 filters" in tab.status.text()
 
 
-def test_gallery_fills_the_view(qtbot, context):
+def test_gallery_fills_the_view(qtbot, context, open_tab):
     """16 square patterns in a wide view: laid out in rows that use the view's height too, not one
     thin strip; the layout follows the view when it is resized."""
     from app.widgets.image_view import best_columns
 
-    tab = _tab(qtbot, context)
+    tab = open_tab(FiltersTab)
     tab.show()
     qtbot.waitExposed(tab)
     context.set_model(_loaded(_two_conv()))

@@ -6,13 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytestmark = pytest.mark.gui
+from app.tabs.gradcam import GradCamTab
 
-
-@pytest.fixture
-def context(tf_context):
-    """conftest's context with TensorFlow loaded (these tabs need it)."""
-    return tf_context
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("tf_context")]  # these tabs need TensorFlow
 
 
 @pytest.fixture
@@ -59,17 +55,8 @@ def _book_shape():
                              keras.layers.Dense(1, activation="sigmoid", name="out")], name="book")
 
 
-def _tab(qtbot, context):
-    from app.tabs.gradcam import GradCamTab
-
-    tab = GradCamTab(context)
-    qtbot.addWidget(tab)
-    tab.resize(1280, 800)
-    return tab
-
-
-def test_overlay_is_shown_and_opacity_reblends_without_recomputing(qtbot, context, image_path, tmp_path):
-    tab = _tab(qtbot, context)
+def test_overlay_is_shown_and_opacity_reblends_without_recomputing(qtbot, context, image_path, tmp_path, open_tab):
+    tab = open_tab(GradCamTab)
     context.set_model(_loaded(_softmax_model(), ["ant", "bee", "cat"]))
     assert tab.layer_combo.itemText(0) == "default: conv_b"
     with qtbot.waitSignal(tab.done, timeout=60_000):
@@ -104,8 +91,8 @@ def test_overlay_is_shown_and_opacity_reblends_without_recomputing(qtbot, contex
     assert np.asarray(Image.open(out)).shape == (36, 44, 3)
 
 
-def test_book_shape_sigmoid_head_both_classes(qtbot, context, image_path):
-    tab = _tab(qtbot, context)
+def test_book_shape_sigmoid_head_both_classes(qtbot, context, image_path, open_tab):
+    tab = open_tab(GradCamTab)
     context.set_model(_loaded(_book_shape(), ["cats", "dogs"]))
     assert tab.layer_combo.itemText(0) == "default: tiny_base/block2_conv"
     with qtbot.waitSignal(tab.done, timeout=60_000):
@@ -123,12 +110,12 @@ def test_book_shape_sigmoid_head_both_classes(qtbot, context, image_path):
     assert tab.overlay_image() is not None
 
 
-def test_model_tab_selection_reaches_the_gradcam_tab(qtbot, context):
+def test_model_tab_selection_reaches_the_gradcam_tab(qtbot, context, open_tab):
     from app.tabs.activations import ActivationsTab
     from app.tabs.filters import FiltersTab
     from app.tabs.model_graph import ModelTab
 
-    gradcam = _tab(qtbot, context)
+    gradcam = open_tab(GradCamTab)
     model_tab, activations, filters = ModelTab(context), ActivationsTab(context), FiltersTab(context)
     for widget in (model_tab, activations, filters):
         qtbot.addWidget(widget)
@@ -139,12 +126,12 @@ def test_model_tab_selection_reaches_the_gradcam_tab(qtbot, context):
     assert filters.layer_combo.currentData() == "tiny_base/block1_conv"
 
 
-def test_model_without_conv_layers_shows_the_engine_message_and_stays_usable(qtbot, context, image_path):
+def test_model_without_conv_layers_shows_the_engine_message_and_stays_usable(qtbot, context, image_path, open_tab):
     import keras
 
     dense_only = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
                                    keras.layers.Dense(2, activation="softmax", name="probs")], name="dense_only")
-    tab = _tab(qtbot, context)
+    tab = open_tab(GradCamTab)
     context.set_model(_loaded(dense_only, ["a", "b"]))
     assert "no convolution layer" in tab.status.text()
     with qtbot.waitSignal(context.runner.error_reported, timeout=60_000) as blocker:
@@ -185,12 +172,12 @@ def _wide_photo(tmp_path):
     return path
 
 
-def test_imagenet_model_explains_the_whole_photo_at_its_aspect_and_agrees_with_the_list(qtbot, context, tmp_path):
+def test_imagenet_model_explains_the_whole_photo_at_its_aspect_and_agrees_with_the_list(qtbot, context, tmp_path, open_tab):
     """An ImageNet (fully convolutional) model: the prediction list and the map come from the whole
     photo with its aspect kept (shorter side = input size), so the numbers agree and the heatmap
     covers the whole photo; the ImageNet protocol's centre-crop answer is shown beside it."""
     loaded, path = _imagenet_like_model(), _wide_photo(tmp_path)
-    tab = _tab(qtbot, context)
+    tab = open_tab(GradCamTab)
     context.set_model(loaded)
     with qtbot.waitSignal(tab.done, timeout=60_000):
         tab.show_image(str(path))
@@ -203,13 +190,13 @@ def test_imagenet_model_explains_the_whole_photo_at_its_aspect_and_agrees_with_t
     assert tab.overlay_image().shape == (40, 80, 3)
 
 
-def test_input_as_convscope_predict_explains_the_centre_crop_with_predict_s_numbers(qtbot, context, tmp_path):
+def test_input_as_convscope_predict_explains_the_centre_crop_with_predict_s_numbers(qtbot, context, tmp_path, open_tab):
     """"As convscope predict": the list and the map come from the exact array ``convscope predict``
     classifies (the centre crop for an ImageNet model), and the overlay is drawn over that crop."""
     from engine.predict import predict_images
 
     loaded, path = _imagenet_like_model(), _wide_photo(tmp_path)
-    tab = _tab(qtbot, context)
+    tab = open_tab(GradCamTab)
     context.set_model(loaded)
     tab.input_combo.setCurrentIndex(tab.input_combo.findData("predict"))
     with qtbot.waitSignal(tab.done, timeout=60_000):
@@ -224,8 +211,8 @@ def test_input_as_convscope_predict_explains_the_centre_crop_with_predict_s_numb
     assert [(i, round(p, 5)) for i, _, p in tab.top[:4]] == [(i, round(p, 5)) for i, _, p in predicted.top]
 
 
-def test_choosing_another_method_or_input_shows_it_without_pressing_explain(qtbot, context, image_path):
-    tab = _tab(qtbot, context)
+def test_choosing_another_method_or_input_shows_it_without_pressing_explain(qtbot, context, image_path, open_tab):
+    tab = open_tab(GradCamTab)
     context.set_model(_loaded(_softmax_model(), ["ant", "bee", "cat"]))
     index = tab.method_combo.findData("saliency")
     tab.method_combo.setCurrentIndex(index)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("tf_context")]  # these tabs need TensorFlow
 
 
 @dataclass
@@ -17,12 +17,6 @@ class _Loaded:  # the shape of engine.models.loading.LoadedModel
     input_size: int | None = None
     label: str = "tiny"
     source: str = "tiny.keras"
-
-
-@pytest.fixture
-def context(tf_context):
-    """conftest's context with TensorFlow loaded (these tabs need it)."""
-    return tf_context
 
 
 def _branchy_model():
