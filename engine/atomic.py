@@ -60,12 +60,14 @@ def _disk_full(error: BaseException | None) -> bool:
     return False
 
 
+_DISK_FULL_FIX = "free disk space (or choose a folder on another disk) and try again"
+
+
 def _disk_full_error(target: Path):
     from engine.errors import DiskFullError  # noqa: PLC0415
 
     return DiskFullError(f"disk full: could not write '{target}' (no space left on the device holding "
-                         f"'{target.parent}'); the previous '{target.name}', if any, is unchanged",
-                         "free disk space (or choose a folder on another disk) and try again")
+                         f"'{target.parent}'); the previous '{target.name}', if any, is unchanged", _DISK_FULL_FIX)
 
 
 # atomic_path's temp names: "." + target name + "." + mkstemp's 8 random characters + suffix
@@ -92,7 +94,7 @@ def make_folder(path: str | os.PathLike, *, exist_ok: bool = False) -> Path:
         from engine.errors import DiskFullError  # noqa: PLC0415
 
         raise DiskFullError(f"disk full: could not create the folder '{path}' (no space left on its device)",
-                            "free disk space (or choose a folder on another disk) and try again") from error
+                            _DISK_FULL_FIX) from error
     return path
 
 
