@@ -16,6 +16,7 @@ CPUs with those units.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -40,15 +41,16 @@ PRECISIONS = ("float32", "bfloat16", "auto")
 _FAST_BF16_FLAGS = {"amx_bf16", "avx512_bf16"}
 
 
-def _cpu_flags() -> set[str]:
+@functools.lru_cache(maxsize=1)  # read once: the GUI asks when the tab is built and at every run
+def _cpu_flags() -> frozenset[str]:
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
             for line in handle:
                 if line.startswith("flags"):
-                    return set(line.partition(":")[2].split())
+                    return frozenset(line.partition(":")[2].split())
     except OSError:  # not Linux: no flags known, so no bfloat16 by default
         pass
-    return set()
+    return frozenset()
 
 
 def fast_bfloat16() -> bool:
