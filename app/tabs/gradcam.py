@@ -287,9 +287,8 @@ class GradCamTab(QWidget):
 
             image = pixels if pixels is not None else read_image(path)
             emit(Status(f"Predicting {Path(path).name}"))
+            size, mode = loaded.input_size or model_input_size(loaded.model), default_mode(loaded)
             if as_predict:
-                size = loaded.input_size or model_input_size(loaded.model)
-                mode = default_mode(loaded)
                 array = shown = prepare_image(image, size, mode)
                 described = (f"the {size}×{size} centre crop, as convscope predict" if mode == "crop"
                              else f"the whole photo resized to {size}×{size}, as convscope predict")
@@ -297,8 +296,7 @@ class GradCamTab(QWidget):
                 (array, described), shown = explained_input(loaded, image), image
             top = top_k_at(loaded, array)
             crop_top = None
-            if default_mode(loaded) == "crop" and not as_predict:  # the ImageNet protocol's answer, for comparison
-                size = loaded.input_size or model_input_size(loaded.model)
+            if mode == "crop" and not as_predict:  # the ImageNet protocol's answer, for comparison
                 crop_top = predict_arrays(loaded, prepare_image(image, size, "crop")[None], top_k=1)[0][0]
             cancel.raise_if_cancelled()
             wanted = resolve_class(typed, names, imagenet) if typed else class_index
@@ -308,7 +306,8 @@ class GradCamTab(QWidget):
             # resize=False: the map of exactly the array the prediction list came from
             result = compute_cam(loaded.model, array, class_index=wanted, layer=layer, method=method, resize=False)
             return {"image": image, "shown": shown, "top": top, "result": result, "model": loaded.model, "path": path,
-                    "input_shape": tuple(array.shape[:2]), "input_text": described, "crop_top": crop_top}
+                    "input_shape": tuple(array.shape[:2]), "input_text": described, "crop_top": crop_top,
+                    "model_size": size}
 
         self.run_button.setEnabled(False)
         self.status.setText("Computing…")
@@ -390,23 +389,23 @@ class GradCamTab(QWidget):
         self.result, self.top = result, outcome["top"]
         self._heatmap = result.heatmap
         self._fill_top(outcome["top"], result.class_index, result.score)
+        whole_photo = self._shown is self._pixels
         self.original_view.set_image(self._shown)
-        self.original_label.setText("Original" if self._shown is self._pixels else "The model's input (as convscope predict)")
+        self.original_label.setText("Original" if whole_photo else "The model's input (as convscope predict)")
         self._reblend(keep_view=False)
         self.save_button.setEnabled(True)
         name = self._class_names[result.class_index] if result.class_index < len(self._class_names) else ""
         self.input_text = outcome.get("input_text", "")
         height, width = self._shown.shape[:2]
-        over = "full" if self._shown is self._pixels else "model's"
+        drawn_over = f"the full {width}×{height} photo" if whole_photo else f"the model's {width}×{height} input"
         lines = [
             f"<b>{name or 'class'}</b> (#{result.class_index}): probability {result.score:.1%}",
             f"Input: {self.input_text}; the prediction list and the map both come from it.",
-            f"Heatmap: {self.method_combo.currentText()} at layer {result.layer}, drawn over the {over} "
-            f"{width}×{height} {'photo' if over == 'full' else 'input'}.",
+            f"Heatmap: {self.method_combo.currentText()} at layer {result.layer}, drawn over {drawn_over}.",
         ]
         crop = outcome.get("crop_top")
         if crop is not None:
-            size = self._loaded.input_size or model_input_size(self._loaded.model)
+            size = outcome["model_size"]
             lines.append(f"<i>ImageNet protocol ({size}×{size} centre crop, as convscope predict): "
                          f"{crop[1]} {crop[2]:.1%}</i>")
         self.info.setText("<br>".join(lines))
