@@ -232,7 +232,9 @@ def test_bundle_demo_offline(bundle, offline, user_env, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "report.md").is_file() and (out / "report.json").is_file()
     runs = json.loads((out / "report.json").read_text())["runs"]
-    assert runs and all(0.5 < run["test_accuracy"] <= 1.0 for run in runs.values())  # both learned
+    # docs/benchmarks.md quotes 0.897 / 0.898; chance is 0.5, so a floor at 0.5 let a half-broken run pass
+    assert set(runs) == {"features", "scratch"}
+    assert all(0.85 <= run["test_accuracy"] <= 1.0 for run in runs.values()), runs
 
 
 # --------------------------------------------------------------------------------------------------

@@ -46,11 +46,16 @@ def test_metrics_json_matches_the_test_split(trained_run):
 
 def test_evaluate_on_another_folder_and_class_mismatch(trained_run, tmp_path):
     run, _ = trained_run
-    other = make_presplit_dataset(tmp_path / "other", counts=(2, 2, 3), size=48, classes=("square", "circle"),
+    # two of the run's three classes: in this folder square/ sorts first (index 0), in the run circle is 0
+    other = make_presplit_dataset(tmp_path / "other", counts=(2, 2, 3), size=48, classes=("triangle", "square"),
                                   seed=5)
     result = evaluate(run, data=str(other))
-    assert result.count == 6  # the test/ folder only, classes matched by name
-    assert sum(map(sum, result.confusion_matrix)) == 6
+    assert result.count == 6  # the test/ folder only
+    assert result.classes == ["circle", "square", "triangle"]  # the run's classes, in the run's order
+    # classes matched by name: the true labels are the folders' names, none became "circle" by position
+    assert [sum(row) for row in result.confusion_matrix] == [0, 3, 3]
+    assert {name: scores["support"] for name, scores in result.per_class.items()} == {
+        "circle": 0, "square": 3, "triangle": 3}
     stranger = make_shapes_dataset(tmp_path / "stranger", per_class=2, size=48, classes=("circle", "cross"))
     with pytest.raises(DatasetError, match="cross"):
         evaluate(run, data=str(stranger))

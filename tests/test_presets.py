@@ -50,14 +50,26 @@ def test_mini_xception_is_a_residual_dag():
     assert model.predict(np.zeros((1, 64, 64, 3), "float32"), verbose=0).shape == (1, 3)
 
 
-def test_augmentation_block_sits_inside_the_model():
-    k = presets.keras()
-    aug = k.Sequential([k.layers.RandomFlip("horizontal")], name="augmentation")
-    model = presets.build_preset("book-scratch", 64, 2, augmentation=aug)
+def _copy_weights_by_name(source, target) -> None:
+    for layer in target.layers:
+        if layer.weights:
+            layer.set_weights(source.get_layer(layer.name).get_weights())
+
+
+def test_augmentation_block_sits_inside_the_model_and_is_off_at_inference():
+    from engine.data.augment import build_augmentation
+
+    model = presets.build_preset("book-scratch", 64, 2, augmentation=build_augmentation("book", seed=0))
     assert model.layers[1].name == "augmentation"
-    x = np.random.rand(1, 64, 64, 3).astype("float32") * 255
-    # inference ignores augmentation: repeated predictions are identical
-    np.testing.assert_allclose(model(x, training=False), model(x, training=False))
+    plain = presets.build_preset("book-scratch", 64, 2)  # the same network without the block
+    _copy_weights_by_name(model, plain)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
+    # inference (predict, training=False) gives exactly the un-augmented network's answer
+    np.testing.assert_allclose(model.predict(x, verbose=0), plain.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model(x, training=False), plain(x, training=False), rtol=1e-5, atol=1e-6)
+    # and the block is really there: in training the warped images reach the network
+    warped = model.get_layer("augmentation")(x, training=True)
+    assert not np.allclose(warped, x, atol=1.0)
 
 
 def test_head_and_learning_rates():

@@ -233,23 +233,38 @@ def test_batch_larger_than_training_set_is_clamped_with_a_warning(shapes, tmp_pa
     assert any("batch size 500" in getattr(e, "message", "") for e in events)
 
 
-def test_default_strategy_scope_is_used(shapes, tmp_path):
-    from engine.tf_runtime import tf
+def test_the_callers_strategy_scope_is_the_one_the_model_trains_in(shapes, tmp_path, monkeypatch):
+    from engine.tf_runtime import keras, tf
 
+    fit = keras().Model.fit
+    used = []
+
+    def recording_fit(model, *args, **kwargs):
+        used.append(model.distribute_strategy)
+        return fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(keras().Model, "fit", recording_fit)
     strategy = tf().distribute.OneDeviceStrategy("/cpu:0")
     with strategy.scope():
         result = train(_config(shapes, tmp_path, epochs=1))
     assert result.status == "finished"
+    assert used and all(s is strategy for s in used)
 
 
 def test_scratch_with_augmentation_inside_the_model(shapes, tmp_path):
-    result = train(_config(shapes, tmp_path, augment=True, augmentation="mild", epochs=4, learning_rate=1e-3))
+    result = train(_config(shapes, tmp_path, augment=True, augmentation="book", epochs=4, learning_rate=1e-3))
     assert result.history["loss"][-1] < result.history["loss"][0]
     model = _load(Path(result.run_dir) / "last.keras")
     assert model.layers[1].name == "augmentation"
-    x = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 3)).astype("float32")
-    # augmentation is off at inference: the same image gives the same prediction
-    np.testing.assert_allclose(model.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+    # augmentation is off at inference: the trained model answers as the same network without the block
+    from engine.models.presets import build_preset
+
+    plain = build_preset("book-scratch", 48, 2)
+    for layer in plain.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    x = np.random.default_rng(0).uniform(0, 255, (8, 48, 48, 3)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), plain.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
 def test_finetune_reuses_a_finished_features_augmented_run(shapes, tmp_path, tiny_base):
