@@ -275,13 +275,17 @@ def test_multi_output_model_uses_the_chosen_output():
 
 
 def test_repeated_calls_reuse_one_trace():
-    from engine.inspect.cam import compute_cam, get_method
+    from engine.inspect.cam import build_passes, compute_cam, get_method
 
     model, _ = _book_shape()
     for seed in range(4):
         compute_cam(model, _image(seed), class_index=seed % 2)
-    step = get_method("gradcam").compiled(model, "tiny_base/conv2", 0)
-    assert step.experimental_get_tracing_count() == 1
+    passes = build_passes(model, "tiny_base/conv2", 0, "logit")
+    assert passes.forward.experimental_get_tracing_count() == 1
+    for method in ("gradcam++", "saliency"):  # a variant shares the passes of its layer, traced once more at most
+        compute_cam(model, _image(9), class_index=1, method=method)
+    assert passes.forward.experimental_get_tracing_count() == 1
+    assert get_method("saliency").layer_is_input
 
 
 def _composite():
@@ -360,3 +364,132 @@ def test_softmax_probability_target_when_softmax_is_a_separate_layer():
     np.testing.assert_allclose(raw / raw.max(), ref_cam, atol=1e-5)
     assert score == pytest.approx(ref_score, abs=1e-6)
     assert compute_cam(model, image, class_index=2).score == pytest.approx(ref_score, abs=1e-6)
+
+
+def _reference_gradcam_plus_plus(feature_model, head_fn, image, score_fn):
+    """Chattopadhay et al.'s closed form written out: alpha = g² / (2g² + Σ_ab A · g³), weights =
+    Σ_ij alpha · ReLU(g) — computed per element in float64 loops over channels, not the engine's code."""
+    t = tf()
+    x = t.constant(image[None])
+    with t.GradientTape() as tape:
+        acts = feature_model(x)
+        tape.watch(acts)
+        score = score_fn(head_fn(acts))
+    a = np.asarray(acts, np.float64)[0]
+    g = np.asarray(tape.gradient(score, acts), np.float64)[0]
+    cam = np.zeros(a.shape[:2])
+    for k in range(a.shape[-1]):
+        gk, total = g[..., k], a[..., k].sum()
+        denominator = 2 * gk**2 + total * gk**3
+        alpha = np.zeros_like(gk)
+        nonzero = gk != 0
+        alpha[nonzero] = gk[nonzero] ** 2 / (denominator[nonzero] + 1e-7)
+        cam += (alpha * np.maximum(gk, 0)).sum() * a[..., k]
+    cam = np.maximum(cam, 0)
+    return cam / cam.max() if cam.max() > 0 else cam
+
+
+def _reference_scorecam(model, feature_model, image, class_score):
+    """Wang et al. written out: for each channel k, min-max scale A_k, upsample it to the image
+    (bilinear), score the image times that mask one at a time, softmax over the channel scores."""
+    t = tf()
+    a = np.asarray(feature_model(t.constant(image[None])), np.float64)[0]
+    scores = []
+    for k in range(a.shape[-1]):
+        ak = a[..., k]
+        mask = (ak - ak.min()) / (ak.max() - ak.min()) if ak.max() > ak.min() else np.zeros_like(ak)
+        up = np.asarray(t.image.resize(mask[None, ..., None].astype("float32"), image.shape[:2], method="bilinear"))[0]
+        scores.append(class_score(model, (image * up)[None]))
+    scores = np.asarray(scores)
+    weights = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+    cam = np.maximum((a * weights).sum(axis=-1), 0)
+    return cam / cam.max() if cam.max() > 0 else cam
+
+
+def _scaled(raw):
+    raw = np.maximum(raw, 0)
+    return raw / raw.max() if raw.max() > 0 else raw
+
+
+@pytest.mark.parametrize("class_index", [0, 1])
+def test_gradcam_plus_plus_matches_reference_on_the_book_shape(class_index):
+    from engine.inspect.cam import get_method
+    from engine.inspect.layers import image_batch
+
+    model, base = _book_shape(seed=11)
+    image = _image(12)
+    feature_model = keras().Model(base.inputs[0], base.get_layer("conv2").output)
+    flatten, dense = model.layers[1], model.layers[2]
+    ref = _reference_gradcam_plus_plus(feature_model, lambda acts: dense(flatten(acts)), image,
+                                       lambda p: p[:, 0] if class_index == 1 else 1.0 - p[:, 0])
+    batch, _ = image_batch(model, image)
+    raw, _ = get_method("gradcam++").raw_cam(model, batch, class_index, "tiny_base/conv2", 0)
+    assert ref.max() > 0
+    np.testing.assert_allclose(_scaled(raw), ref, atol=1e-5)
+
+
+def test_gradcam_plus_plus_matches_reference_on_a_softmax_logit():
+    from engine.inspect.cam import get_method
+    from engine.inspect.layers import image_batch
+
+    model, base = _softmax_model(seed=13)
+    image = _image(14)
+    feature_model = keras().Model(base.inputs[0], base.get_layer("c2").output)
+    gap, dense = model.layers[2], model.layers[3]
+    batch, _ = image_batch(model, image)
+    for class_index in range(4):
+        ref = _reference_gradcam_plus_plus(feature_model, lambda a: tf().matmul(gap(a), dense.kernel) + dense.bias,
+                                           image, lambda z, c=class_index: z[:, c])
+        raw, _ = get_method("gradcam++").raw_cam(model, batch, class_index, "seq_base/c2", 0)
+        np.testing.assert_allclose(_scaled(raw), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", ["book", "softmax"])
+def test_scorecam_matches_reference(shape):
+    """Score-CAM's batched masked passes equal one-image-at-a-time scoring: the sigmoid head's
+    class 0 (1 − p) and a softmax head's logit."""
+    from engine.inspect.cam import get_method
+    from engine.inspect.layers import image_batch
+
+    k = keras()
+    image = _image(15)
+    if shape == "book":
+        model, base = _book_shape(seed=16)
+        layer, class_index = "tiny_base/conv2", 0
+        feature_model = k.Model(base.inputs[0], base.get_layer("conv2").output)
+
+        def class_score(m, x):
+            return 1.0 - float(np.asarray(m(x))[0, 0])
+    else:
+        model, base = _softmax_model(seed=17)
+        layer, class_index = "seq_base/c2", 3
+        feature_model = k.Model(base.inputs[0], base.get_layer("c2").output)
+        gap, dense = model.layers[2], model.layers[3]
+
+        def class_score(m, x):
+            z = tf().matmul(gap(base(x)), dense.kernel) + dense.bias
+            return float(np.asarray(z)[0, class_index])
+
+    ref = _reference_scorecam(model, feature_model, image, class_score)
+    batch, _ = image_batch(model, image)
+    method = get_method("scorecam")
+    method.batch_size = 5  # several masked batches, one of them short
+    raw, _ = method.raw_cam(model, batch, class_index, layer, 0)
+    assert ref.max() > 0
+    np.testing.assert_allclose(_scaled(raw), ref, atol=1e-5)
+
+
+def test_probability_target_differentiates_the_softmax_probability():
+    from engine.inspect.cam import get_method
+    from engine.inspect.layers import image_batch
+
+    model, base = _softmax_model(seed=18)
+    image = _image(19)
+    feature_model = keras().Model(base.inputs[0], base.get_layer("c2").output)
+    gap, dense = model.layers[2], model.layers[3]
+    batch, _ = image_batch(model, image)
+    ref, _ = _reference_gradcam(feature_model, lambda a: dense(gap(a)), image, lambda p: p[:, 1])
+    raw, _ = get_method("gradcam").raw_cam(model, batch, 1, "seq_base/c2", 0, target="probability")
+    np.testing.assert_allclose(_scaled(raw), ref, atol=1e-5)
+    logit, _ = get_method("gradcam").raw_cam(model, batch, 1, "seq_base/c2", 0, target="logit")
+    assert not np.allclose(_scaled(logit), ref, atol=1e-3)

@@ -1,0 +1,215 @@
+"""One class activation map of one image: the default layer, the class check, ReLU and scaling, the overlay.
+
+:func:`compute_cam` is the engine's single CAM entry point below :func:`engine.inspect.explain.explain`
+(which adds the input protocol and class names): it picks the layer, checks the class, lets the
+method (:mod:`engine.inspect.cam.methods`) compute the raw map, then applies ReLU, scales to 0..1 and
+resizes to the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.errors import IntrospectionError
+from engine.inspect.cam.methods import get_method
+from engine.inspect.cam.targets import class_count, output_units
+from engine.inspect.layers import (
+    SEP,
+    canonical_path,
+    image_batch,
+    list_layers,
+    output_shape,
+    resolve_layer,
+    single_input_shape,
+)
+
+
+@dataclass(frozen=True)
+class CamResult:
+    heatmap: np.ndarray = field(repr=False)  # float32 (H, W) in 0..1, at the image's own size
+    class_index: int
+    layer: str  # the feature-map layer path ("input" for saliency)
+    score: float  # the class probability on the image
+    method: str = "gradcam"
+    output_index: int = 0
+    target: str = "logit"
+    raw: np.ndarray | None = field(default=None, repr=False)  # the map at the feature map's resolution (0..1)
+
+    def to_dict(self) -> dict:
+        return {
+            "class_index": self.class_index,
+            "layer": self.layer,
+            "score": self.score,
+            "method": self.method,
+            "target": self.target,
+            "output_index": self.output_index,
+            "heatmap_shape": list(self.heatmap.shape),
+        }
+
+
+# ----------------------------------------------------------------------------------------------
+# the default layer
+
+
+def _registry_layer(model) -> str | None:
+    """The registry's Grad-CAM layer of a known base nested in ``model`` (by the nested model's name)."""
+    try:
+        from engine.bases.registry import all_bases  # noqa: PLC0415
+
+        specs = all_bases()
+    except ImportError:  # the built-in bases not installed yet: fall back to the generic rule
+        return None
+    nested = [(info.path, resolve_layer(model, info.path)) for info in list_layers(model) if info.is_model]
+    nested.insert(0, ("", model))
+    for path, sub in nested:
+        for spec in specs:
+            names = {spec.name, spec.name.replace("-", "_")}
+            if sub.name not in names and not spec.name.replace("-", "_").startswith(sub.name + "_"):
+                continue
+            layer_names = {layer.name for layer in sub.layers}
+            if spec.last_conv_layer in layer_names:
+                return (path + SEP if path else "") + spec.last_conv_layer
+    return None
+
+
+def default_cam_layer(model) -> str:
+    """The layer Grad-CAM looks at by default: the registry's ``last_conv_layer`` when the model
+    contains a known base, else the last layer with a 4-D output. IntrospectionError when the
+    model has no convolution layer at all."""
+    infos = list_layers(model)
+    if not any(info.is_conv for info in infos):
+        raise IntrospectionError(
+            f"model '{model.name}' has no convolution layer, so there is no feature map to explain",
+            "class activation maps need a convolutional model; try --method saliency",
+        )
+    found = _registry_layer(model)
+    if found:
+        return found
+    spatial = [info.path for info in infos if info.is_spatial and not info.is_model]
+    return spatial[-1]
+
+
+def _check_spatial(model, path: str) -> str:
+    full = canonical_path(model, path)
+    shape = output_shape(resolve_layer(model, full))
+    if shape is None or len(shape) != 4:
+        raise IntrospectionError(
+            f"layer '{full}' has output shape {shape}, not a spatial feature map (batch, h, w, channels)",
+            f"choose a convolution layer, e.g. '{default_cam_layer(model)}'",
+        )
+    return full
+
+
+def cam_layer(model, method: str, layer: str | None) -> str:
+    """The layer path a method explains: "input" for saliency, else ``layer`` checked, else the default."""
+    if get_method(method).layer_is_input:
+        return "input"
+    return _check_spatial(model, layer) if layer else default_cam_layer(model)
+
+
+def check_class(model, class_index, output_index: int = 0) -> int:
+    n_classes = class_count(model, output_index)
+    if isinstance(class_index, bool) or not isinstance(class_index, (int, np.integer)):
+        raise IntrospectionError(f"class index must be an integer, got {class_index!r}")
+    if not 0 <= int(class_index) < n_classes:
+        raise IntrospectionError(
+            f"class index {class_index} is out of range: the model's output scores {n_classes} classes",
+            f"choose a class between 0 and {n_classes - 1}",
+        )
+    return int(class_index)
+
+
+# ----------------------------------------------------------------------------------------------
+# public functions
+
+
+def predict_scores(model, batch, output_index: int = 0) -> np.ndarray:
+    outputs = model(batch, training=False)
+    if isinstance(outputs, (list, tuple)):
+        outputs = outputs[output_index]
+    return np.asarray(outputs)[0]
+
+
+def resize_heatmap(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a 0..1 heatmap to (height, width)."""
+    import cv2  # noqa: PLC0415
+
+    height, width = size
+    if heatmap.shape == (height, width):
+        return heatmap.astype(np.float32)
+    return np.clip(cv2.resize(heatmap.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR), 0, 1)
+
+
+def scale_map(raw: np.ndarray) -> np.ndarray:
+    """ReLU, then divided by the peak (an all-zero map stays zero)."""
+    raw = np.maximum(np.nan_to_num(np.asarray(raw, np.float32)), 0.0)
+    peak = float(raw.max()) if raw.size else 0.0
+    return raw / peak if peak > 0 else np.zeros_like(raw)
+
+
+def compute_cam(
+    model,
+    image,
+    class_index: int | None = None,
+    layer: str | None = None,
+    method: str = "gradcam",
+    output_index: int = 0,
+    resize: bool = True,
+    target: str = "logit",
+) -> CamResult:
+    """A class activation map of ``image`` (raw RGB (H, W, 3), 0..255) for ``class_index``
+    (default: the predicted class) at ``layer`` (default: :func:`default_cam_layer`).
+
+    Returns the float heatmap (H, W) in 0..1 at the image's own size; see :func:`overlay`.
+    An image of another size than the model's fixed input is resized to it, unless ``resize`` is
+    False: then the model is re-traced at the image's own size (fully convolutional models with a
+    global pooling head; a Flatten head cannot, and says so).
+    """
+    cam_method = get_method(method)
+    shape = single_input_shape(model)
+    output_units(model, output_index)
+    array = np.asarray(image)
+    input_shape = None
+    if not resize and array.ndim == 3 and len(shape) == 4 and tuple(array.shape) != tuple(shape[1:]):
+        input_shape = tuple(array.shape)
+        batch, size = array.astype(np.float32)[None], tuple(array.shape[:2])
+    else:
+        batch, size = image_batch(model, image)
+    if class_index is None:
+        if input_shape is not None:
+            raise IntrospectionError("give a class index when resize=False", "e.g. the class predicted on the resized image")
+        scores = predict_scores(model, batch, output_index)
+        class_index = int(scores[0] >= 0.5) if scores.shape[-1] == 1 else int(np.argmax(scores))
+    class_index = check_class(model, class_index, output_index)
+    layer_path = cam_layer(model, method, layer)
+    raw, score = cam_method.raw_cam(model, batch, class_index, layer_path, output_index, target, input_shape)
+    raw = scale_map(raw)
+    return CamResult(
+        heatmap=resize_heatmap(raw, size).astype(np.float32),
+        class_index=class_index,
+        layer=layer_path,
+        score=score,
+        method=cam_method.name,
+        output_index=output_index,
+        target=target,
+        raw=raw,
+    )
+
+
+def overlay(image_uint8, heatmap, alpha: float = 0.4) -> np.ndarray:
+    """The heatmap in OpenCV's jet colormap blended over the image: ``(1 − alpha)·image +
+    alpha·jet`` (RGB uint8 in and out; the heatmap is resized to the image if needed)."""
+    import cv2  # noqa: PLC0415
+
+    image = np.asarray(image_uint8)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise IntrospectionError(f"overlay needs an RGB image (H, W, 3), got shape {image.shape}")
+    if not 0.0 <= alpha <= 1.0:
+        raise IntrospectionError(f"alpha must be between 0 and 1, got {alpha}")
+    heat = resize_heatmap(np.clip(np.asarray(heatmap, dtype=np.float32), 0, 1), image.shape[:2])
+    jet = cv2.applyColorMap(np.uint8(np.round(255 * heat)), cv2.COLORMAP_JET)
+    jet = cv2.cvtColor(jet, cv2.COLOR_BGR2RGB).astype(np.float32)
+    blended = (1.0 - alpha) * image.astype(np.float32) + alpha * jet
+    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
