@@ -156,38 +156,3 @@ def _load_tensorflow(emit, cancel):
         y = t.reduce_sum(v * 2.0)
     tape.gradient(y, v)
     return True
-
-
-class TfGate(QObject):
-    """Keeps TensorFlow-dependent widgets disabled, with a "Loading TensorFlow…" hint, until
-    ``context.tf_ready``. ``busy`` lets a tab also disable them while its job runs."""
-
-    def __init__(self, context: AppContext, widgets: list, hint=None, parent: QObject | None = None) -> None:
-        super().__init__(parent or context)
-        self._context = context
-        self._widgets = list(widgets)
-        self._hint = hint
-        self._busy = False
-        context.tf_ready.connect(self._update)
-        self._update()
-
-    def add(self, widget) -> None:
-        self._widgets.append(widget)
-        self._update()
-
-    def set_busy(self, busy: bool) -> None:
-        self._busy = busy
-        self._update()
-
-    @Slot()
-    def _update(self) -> None:
-        ready = self._context.tf_is_ready
-        for widget in self._widgets:
-            widget.setEnabled(ready and not self._busy)
-            if not ready:
-                widget.setToolTip("Loading TensorFlow…")
-            elif widget.toolTip() == "Loading TensorFlow…":
-                widget.setToolTip("")
-        if self._hint is not None:
-            self._hint.setText("" if ready else "Loading TensorFlow…")
-            self._hint.setVisible(not ready)

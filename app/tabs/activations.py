@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
@@ -29,16 +29,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.tabs.inspection import InspectionTab
 from app.widgets.image_view import ImageView, best_columns  # noqa: F401 (re-exported)
-from app.widgets.model_source import (
-    ImagePicker,
-    ModelSourcePicker,
-    TensorFlowGate,
-    debounced,
-    dropped_image_path,
-    follow_shared_model,
-    read_image,
-)
+from app.widgets.model_source import debounced, read_image
 
 GRID_MARGIN = 2
 AUTO = 0  # "Channels per row" special value: as many as fill the view best
@@ -54,29 +47,20 @@ def _shape_text(shape) -> str:
     return "(" + ", ".join("None" if s is None else str(s) for s in shape) + ")"
 
 
-class ActivationsTab(QWidget):
+class ActivationsTab(InspectionTab):
     title = "Activations"
-    done = Signal()
 
     def __init__(self, context, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.context = context
-        self.setAcceptDrops(True)
-        self._loaded = None
+        super().__init__(context, parent)
         self._layers: list = []  # engine LayerInfo, in model order
-        self._image_path: str = ""
         self._image: np.ndarray | None = None
         self._activations: dict[str, np.ndarray] = {}  # for the current model + image
         self._stats: dict[str, dict] = {}
         self._layer: str | None = None
         self._pending_layer: str | None = None
         self._grid_shape: tuple[int, int, int] | None = None  # tile h, tile w, columns
-        self._handle = None
-        self.last_error: str = ""
 
         # --- controls
-        self.model_picker = ModelSourcePicker(context, self)
-        self.image_picker = ImagePicker(self)
         self.per_row = QSpinBox(self)
         self.per_row.setRange(AUTO, 64)
         self.per_row.setSpecialValueText("auto")
@@ -94,8 +78,7 @@ class ActivationsTab(QWidget):
         self.grid_view = ImageView(self, placeholder="Choose a model, an image and a layer")
         self.grid_title = QLabel("", self)
         self.grid_title.setWordWrap(True)
-        self.status = QLabel("Drop an image file here, or pick one above.", self)
-        self.status.setWordWrap(True)
+        self.status.setText("Drop an image file here, or pick one above.")
         self.input_view = ImageView(self, placeholder="input")
         self.channel_view = ImageView(self, placeholder="click a channel")
         self.channel_title = QLabel("Channel —", self)
@@ -125,7 +108,7 @@ class ActivationsTab(QWidget):
         self._sparsity_marker = pg.InfiniteLine(angle=90, pen=pg.mkPen((220, 120, 0), width=1.5))
         self._sparsity_marker.setVisible(False)
         self.sparsity_plot.addItem(self._sparsity_marker)
-        self.gate = TensorFlowGate(context, [self.model_picker, self.image_picker, self.layer_tree], self)
+        self.gate.add(self.layer_tree)
 
         # --- layout
         top = QHBoxLayout()
@@ -161,28 +144,19 @@ class ActivationsTab(QWidget):
         splitter.setStretchFactor(1, 1)
         splitter.setStretchFactor(2, 0)
         splitter.setSizes([440, 520, 300])
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.gate)
-        layout.addWidget(self.model_picker)
-        layout.addLayout(top)
-        layout.addWidget(splitter, 1)
-        layout.addWidget(self.status)
+        self.assemble(top, (splitter, 1))
 
         # --- wiring
-        self.image_picker.image_selected.connect(self.show_image)
         self.layer_tree.currentItemChanged.connect(self._on_tree_current)
         self.grid_view.clicked.connect(self._on_grid_clicked)
         self.per_row.valueChanged.connect(self._on_per_row)
         self._relayout_timer = debounced(self, self._relayout)
         self.grid_view.resized.connect(self._relayout_timer.start)
-        follow_shared_model(self, context)
+        self.follow_shared_model()
 
     # -- public API -----------------------------------------------------------------------------
-    @Slot(str)
-    def show_image(self, path: str) -> None:
-        """Use the image file ``path`` and compute the activations (when a model is loaded)."""
-        self._image_path = str(path)
-        self.image_picker.set_path(self._image_path)
+    def image_changed(self) -> None:
+        """Compute the activations of the new image (when a model is loaded)."""
         self._activations, self._stats = {}, {}
         self._image = None
         self._compute()
@@ -318,39 +292,25 @@ class ActivationsTab(QWidget):
                     "model": model, "path": path}
 
         self.status.setText("Computing activations…")
-        self._handle = self.context.runner.start("Activations", job, group="activations")
-        self._handle.finished.connect(self._on_finished)
-        self._handle.failed.connect(self._on_failed)
-        self._handle.cancelled.connect(self._on_cancelled)
+        self.start_job("Activations", job)
 
     @Slot()
     def _emit_done(self) -> None:
         self.done.emit()
 
-    @Slot(object)
-    def _on_finished(self, result: dict) -> None:
+    def on_done(self, result: dict) -> None:
         if self._loaded is None or result["model"] is not self._loaded.model or result["path"] != self._image_path:
-            self.done.emit()  # a stale result (the model or image changed meanwhile)
-            return
+            return  # a stale result (the model or image changed meanwhile)
         self._image = result["image"]
         self.input_view.set_image(self._image)
         self._activations.update(result["values"])
         self._stats.update(result["stats"])
         self._update_sparsity_chart()
         self._show_layer()
-        self.done.emit()
 
-    @Slot(object)
-    def _on_failed(self, error: object) -> None:
-        self.last_error = str(error)
-        self.status.setText(f"⚠ {error}")
+    def on_exception(self, error: object) -> None:
+        super().on_exception(error)
         self.grid_view.clear("—")
-        self.done.emit()
-
-    @Slot()
-    def _on_cancelled(self) -> None:
-        self.status.setText("Cancelled.")
-        self.done.emit()
 
     # -- showing --------------------------------------------------------------------------------
     @Slot(QTreeWidgetItem, QTreeWidgetItem)
@@ -404,7 +364,7 @@ class ActivationsTab(QWidget):
             grid = channel_grid(activation, images_per_row=columns, margin=GRID_MARGIN)
         except ConvScopeError as error:  # numpy only, instant: report it the same way
             self.context.runner.report_error("Activations", error)
-            self._on_failed(error)
+            self.on_exception(error)
             return
         height, width, channels = activation.shape
         self._grid_shape = (height, width, min(columns, channels))
@@ -470,16 +430,3 @@ class ActivationsTab(QWidget):
                      f"max {stats['per_channel_max'][channel]:.3g}")
         self.channel_title.setText(f"<b>Channel {channel}</b>{extra}")
         self.current_channel = channel
-
-    # -- drag and drop ----------------------------------------------------------------------------
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
-        if dropped_image_path(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
-        path = dropped_image_path(event.mimeData())
-        if path:
-            event.acceptProposedAction()
-            self.show_image(path)

@@ -32,7 +32,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.context import AppContext, TfGate
+from app.context import AppContext
+from app.widgets.tf_gate import TfGate
 from app.jobs import JobHandle, JobProgress
 from app.widgets.plots import ClassCountChart
 from app.widgets.thumbnails import ThumbnailModel, caption_for
@@ -80,7 +81,8 @@ class DatasetTab(QWidget):
         self._preview_job: JobHandle | None = None
         self.setAcceptDrops(True)
         self._build()
-        self._tf_gate = TfGate(context, [self.preset_combo, self.reroll_button], self.tf_hint, self)
+        for widget in [self.preset_combo, self.reroll_button]:
+            self.tf_gate.add(widget)
         self._refresh_presets()
         context.tf_ready.connect(self._on_tf_ready)
 
@@ -194,8 +196,8 @@ class DatasetTab(QWidget):
         self.reroll_button.clicked.connect(self.reroll)
         preset_row.addWidget(self.reroll_button)
         right_layout.addLayout(preset_row)
-        self.tf_hint = QLabel("Loading TensorFlow…")
-        right_layout.addWidget(self.tf_hint)
+        self.tf_gate = TfGate(self.context, parent=self, text="Loading TensorFlow…")
+        right_layout.addWidget(self.tf_gate)
         self.preset_description = QLabel("")
         self.preset_description.setWordWrap(True)
         right_layout.addWidget(self.preset_description)

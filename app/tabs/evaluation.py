@@ -27,7 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.context import AppContext, TfGate
+from app.context import AppContext
+from app.widgets.tf_gate import TfGate
 from app.jobs import JobHandle, JobProgress
 from app.widgets.thumbnails import ThumbnailModel
 
@@ -68,7 +69,8 @@ class EvaluationTab(QWidget):
         self._pending_cam: str | None = None
         self.setAcceptDrops(True)
         self._build()
-        self._tf_gate = TfGate(context, [self.evaluate_button, self.predict_button], self.tf_hint, self)
+        for widget in [self.evaluate_button, self.predict_button]:
+            self.tf_gate.add(widget)
         context.run_finished.connect(self._on_run_finished)
         context.runs_changed.connect(self._on_runs_changed)
         context.model_changed.connect(self._on_model_changed)
@@ -88,8 +90,8 @@ class EvaluationTab(QWidget):
         self.evaluate_button = QPushButton("Evaluate on the test split")
         self.evaluate_button.clicked.connect(self.evaluate)
         top.addWidget(self.evaluate_button)
-        self.tf_hint = QLabel("Loading TensorFlow…")
-        top.addWidget(self.tf_hint)
+        self.tf_gate = TfGate(self.context, parent=self, text="Loading TensorFlow…")
+        top.addWidget(self.tf_gate)
         root.addLayout(top)
         self.progress = JobProgress(self.context.runner, GROUP, self)
         root.addWidget(self.progress)

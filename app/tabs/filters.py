@@ -13,7 +13,7 @@ from __future__ import annotations
 
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -26,30 +26,26 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.tabs.inspection import InspectionTab
 from app.widgets.image_view import ImageView, best_columns
-from app.widgets.model_source import ModelSourcePicker, TensorFlowGate, debounced, follow_shared_model
+from app.widgets.model_source import debounced
 
 PER_ROW = 8  # patterns per row of the engine's gallery; the tab lays them out for its view
 MARGIN = 5
 
 
-class FiltersTab(QWidget):
+class FiltersTab(InspectionTab):
     title = "Filters"
-    done = Signal()
+    uses_image = False
 
     def __init__(self, context, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.context = context
-        self._loaded = None
-        self._handle = None
+        super().__init__(context, parent)
         self._patterns: dict[int, np.ndarray] = {}  # filter index → uint8 pattern, as they arrive
         self._indices: list[int] = []  # the filters shown, gallery order
         self._columns = PER_ROW  # patterns per row as shown
         self.result = None  # the last engine FilterResult
-        self.last_error = ""
         self.current_filter: int | None = None
 
-        self.model_picker = ModelSourcePicker(context, self)
         self.layer_combo = QComboBox(self)
         self.layer_combo.setMinimumContentsLength(30)
         self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -86,9 +82,8 @@ class FiltersTab(QWidget):
         self.pattern_view = ImageView(self, placeholder="click a pattern")
         self.pattern_title = QLabel("Pattern —", self)
         self.pattern_title.setWordWrap(True)
-        self.status = QLabel("", self)
-        self.status.setWordWrap(True)
-        self.gate = TensorFlowGate(context, [self.model_picker, self.layer_combo, self.generate_button], self)
+        self.gate.add(self.layer_combo)
+        self.gate.add(self.generate_button)
 
         controls = QHBoxLayout()
         controls.addWidget(QLabel("Layer:", self))
@@ -114,13 +109,7 @@ class FiltersTab(QWidget):
         body = QHBoxLayout()
         body.addWidget(self.gallery_view, 1)
         body.addWidget(side)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.gate)
-        layout.addWidget(self.model_picker)
-        layout.addLayout(controls)
-        layout.addLayout(progress_row)
-        layout.addLayout(body, 1)
-        layout.addWidget(self.status)
+        self.assemble(controls, progress_row, (body, 1))
 
         self.generate_button.clicked.connect(self.generate)
         self.cancel_button.clicked.connect(self.cancel)
@@ -129,7 +118,7 @@ class FiltersTab(QWidget):
         self.gallery_view.clicked.connect(self._on_gallery_clicked)
         self._relayout_timer = debounced(self, self._relayout)
         self.gallery_view.resized.connect(self._relayout_timer.start)
-        follow_shared_model(self, context)
+        self.follow_shared_model()
 
     # -- public API -----------------------------------------------------------------------------
     @Slot(str)
@@ -168,17 +157,7 @@ class FiltersTab(QWidget):
         self.progress.setRange(0, 0)
         self.progress.setFormat("Starting…")
         self.status.setText(f"Gradient ascent on {layer}, filters {config.first}–{config.first + config.count - 1}")
-        self._handle = self.context.runner.start("Filter patterns", job, group="filters")
-        self._handle.engine_event.connect(self._on_event)
-        self._handle.progress.connect(self._on_progress)
-        self._handle.finished.connect(self._on_finished)
-        self._handle.failed.connect(self._on_failed)
-        self._handle.cancelled.connect(self._on_cancelled)
-
-    @Slot()
-    def cancel(self) -> None:
-        if self._handle is not None and self._handle.running:
-            self._handle.cancel()
+        self.start_job("Filter patterns", job)
 
     def gallery_image(self) -> np.ndarray | None:
         return self.gallery_view.image()
@@ -225,8 +204,7 @@ class FiltersTab(QWidget):
             self.first_spin.setMaximum(max(channels - 1, 0))
 
     # -- job ----------------------------------------------------------------------------------
-    @Slot(object)
-    def _on_event(self, event) -> None:
+    def on_partial_result(self, event) -> None:
         from engine.events import PartialResult  # noqa: PLC0415
 
         if isinstance(event, PartialResult) and isinstance(event.value, np.ndarray):
@@ -237,8 +215,7 @@ class FiltersTab(QWidget):
             self._patterns[index] = event.value
             self._show_gallery()
 
-    @Slot(int, int)
-    def _on_progress(self, done: int, total: int) -> None:
+    def on_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
         self.progress.setFormat(f"step {done} / {total}")
@@ -272,8 +249,7 @@ class FiltersTab(QWidget):
         if min(self.columns_for(len(self._indices), size), len(self._indices)) != self._columns:
             self._show_gallery(keep_view=False)
 
-    @Slot(object)
-    def _on_finished(self, result) -> None:
+    def on_done(self, result) -> None:
         self.result = result
         self._patterns = dict(zip(result.filter_indices, result.patterns))
         self._show_gallery()
@@ -282,13 +258,11 @@ class FiltersTab(QWidget):
         self._idle(f"{len(result.filter_indices)} patterns of {result.layer} ({result.precision}).{note} "
                    "Click one to enlarge it.")
 
-    @Slot(object)
-    def _on_failed(self, error: object) -> None:
+    def on_exception(self, error: object) -> None:
         self.last_error = str(error)
         self._idle(f"⚠ {error}")
 
-    @Slot()
-    def _on_cancelled(self) -> None:
+    def on_cancelled(self) -> None:
         self._idle(f"Cancelled: {len(self._patterns)} pattern(s) finished.")
 
     def _idle(self, message: str) -> None:
@@ -298,7 +272,6 @@ class FiltersTab(QWidget):
         self.progress.setValue(1 if self.result is not None else 0)
         self.progress.setFormat("Done" if self.result is not None else "Idle")
         self.status.setText(message)
-        self.done.emit()
 
     # -- enlarge / save -------------------------------------------------------------------------
     @Slot(int, int)

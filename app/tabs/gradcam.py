@@ -29,7 +29,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QCompleter,
@@ -46,16 +46,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.tabs.inspection import InspectionTab
 from app.widgets.image_view import ImageView
-from app.widgets.model_source import (
-    ImagePicker,
-    ModelSourcePicker,
-    TensorFlowGate,
-    dropped_image_path,
-    follow_shared_model,
-    model_input_size,
-    read_image,
-)
+from app.widgets.model_source import model_input_size, read_image
 
 INPUT_LABELS = (("Whole photo", "whole"), ("As convscope predict", "predict"))
 METHOD_LABELS = (("Grad-CAM", "gradcam"), ("Grad-CAM++", "gradcam++"), ("Score-CAM", "scorecam"),
@@ -134,30 +127,21 @@ def top_k_at(loaded, array: np.ndarray, k: int = TOP_K) -> list[tuple[int, str, 
     return [(int(i), names[i], float(probs[i])) for i in order]
 
 
-class GradCamTab(QWidget):
+class GradCamTab(InspectionTab):
     title = "Grad-CAM"
-    done = Signal()
 
     def __init__(self, context, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.context = context
-        self.setAcceptDrops(True)
-        self._loaded = None
+        super().__init__(context, parent)
         self._class_names: list[str] = []
-        self._image_path = ""
         self._pixels: np.ndarray | None = None  # the photo as read
         self._shown: np.ndarray | None = None  # what the heatmap is drawn over: the photo or the model's crop
         self._heatmap: np.ndarray | None = None
         self._class_index: int | None = None  # requested; None = the predicted class
         self._default_layer: str | None = None
-        self._handle = None
         self.result = None  # the last engine CamResult
         self.top: list[tuple[int, str, float]] = []
         self.input_text = ""  # which input the prediction and the map were computed on
-        self.last_error = ""
 
-        self.model_picker = ModelSourcePicker(context, self)
-        self.image_picker = ImagePicker(self)
         self.input_combo = QComboBox(self)
         for label, key in INPUT_LABELS:
             self.input_combo.addItem(label, key)
@@ -189,10 +173,9 @@ class GradCamTab(QWidget):
         self.info.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.original_view = ImageView(self, placeholder="Original")
         self.overlay_view = ImageView(self, placeholder="Overlay")
-        self.status = QLabel("Pick a model and an image (or drop an image file here).", self)
-        self.status.setWordWrap(True)
-        self.gate = TensorFlowGate(context, [self.model_picker, self.image_picker, self.run_button,
-                                             self.class_edit, self.layer_combo, self.top_list], self)
+        self.status.setText("Pick a model and an image (or drop an image file here).")
+        for widget in (self.run_button, self.class_edit, self.layer_combo, self.top_list):
+            self.gate.add(widget)
 
         controls = QHBoxLayout()
         controls.addWidget(QLabel("Input:", self))
@@ -229,15 +212,8 @@ class GradCamTab(QWidget):
         body = QHBoxLayout()
         body.addWidget(side)
         body.addLayout(views, 1)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.gate)
-        layout.addWidget(self.model_picker)
-        layout.addWidget(self.image_picker)
-        layout.addLayout(controls)
-        layout.addLayout(body, 1)
-        layout.addWidget(self.status)
+        self.assemble(self.image_picker, controls, (body, 1))
 
-        self.image_picker.image_selected.connect(self._on_image_picked)
         self.run_button.clicked.connect(self._on_run_clicked)
         self.class_edit.returnPressed.connect(self._on_run_clicked)
         self.top_list.itemClicked.connect(self._on_top_clicked)
@@ -245,15 +221,17 @@ class GradCamTab(QWidget):
             combo.activated.connect(self._on_choice_activated)  # user choices only, not programmatic ones
         self.opacity.valueChanged.connect(self._reblend)
         self.save_button.clicked.connect(self._on_save_clicked)
-        follow_shared_model(self, context)
+        self.follow_shared_model()
 
     # -- public API -----------------------------------------------------------------------------
+    @Slot(str)
     def show_image(self, path: str, class_index: int | None = None) -> None:
         """Explain ``path`` (for ``class_index``, default the predicted class)."""
-        self._image_path = str(path)
-        self._pixels = None
-        self.image_picker.set_path(self._image_path)
         self._class_index = class_index
+        super().show_image(path)
+
+    def image_changed(self) -> None:
+        self._pixels = None
         self.class_edit.clear()
         self.run()
 
@@ -311,10 +289,7 @@ class GradCamTab(QWidget):
 
         self.run_button.setEnabled(False)
         self.status.setText("Computing…")
-        self._handle = self.context.runner.start("Grad-CAM", job, group="gradcam")
-        self._handle.finished.connect(self._on_finished)
-        self._handle.failed.connect(self._on_failed)
-        self._handle.cancelled.connect(self._on_cancelled)
+        self.start_job("Grad-CAM", job)
 
     def overlay_image(self) -> np.ndarray | None:
         return self.overlay_view.displayed_image()
@@ -377,11 +352,9 @@ class GradCamTab(QWidget):
             self.run()
 
     # -- job outcome ----------------------------------------------------------------------------
-    @Slot(object)
-    def _on_finished(self, outcome: dict) -> None:
+    def on_done(self, outcome: dict) -> None:
         self.run_button.setEnabled(True)
         if self._loaded is None or outcome["model"] is not self._loaded.model or outcome["path"] != self._image_path:
-            self.done.emit()
             return
         self._pixels = outcome["image"]
         self._shown = outcome["shown"]
@@ -410,20 +383,14 @@ class GradCamTab(QWidget):
                          f"{crop[1]} {crop[2]:.1%}</i>")
         self.info.setText("<br>".join(lines))
         self.status.setText(f"{Path(self._image_path).name}: evidence for '{name or result.class_index}'.")
-        self.done.emit()
 
-    @Slot(object)
-    def _on_failed(self, error: object) -> None:
+    def on_exception(self, error: object) -> None:
         self.run_button.setEnabled(True)
-        self.last_error = str(error)
-        self.status.setText(f"⚠ {error}")
-        self.done.emit()
+        super().on_exception(error)
 
-    @Slot()
-    def _on_cancelled(self) -> None:
+    def on_cancelled(self) -> None:
         self.run_button.setEnabled(True)
-        self.status.setText("Cancelled.")
-        self.done.emit()
+        super().on_cancelled()
 
     def _fill_top(self, top, chosen: int, chosen_probability: float | None = None) -> None:
         self.top_list.clear()
@@ -445,10 +412,6 @@ class GradCamTab(QWidget):
             self.top_list.setCurrentItem(item)
 
     # -- slots ----------------------------------------------------------------------------------
-    @Slot(str)
-    def _on_image_picked(self, path: str) -> None:
-        self.show_image(path)
-
     @Slot()
     def _on_run_clicked(self) -> None:
         self.run()
@@ -485,15 +448,3 @@ class GradCamTab(QWidget):
                 path += ".png"
             self.save_overlay(path)
             self.status.setText(f"Saved {path}")
-
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
-        if dropped_image_path(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
-        path = dropped_image_path(event.mimeData())
-        if path:
-            event.acceptProposedAction()
-            self.show_image(path)

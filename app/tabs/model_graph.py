@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.widgets.model_source import ModelSourcePicker, TensorFlowGate, follow_shared_model
+from app.tabs.inspection import InspectionTab
 
 BOX_W = 210
 BOX_H = 62
@@ -239,21 +239,19 @@ class GraphView(QGraphicsView):
         super().mouseDoubleClickEvent(event)
 
 
-class ModelTab(QWidget):
+class ModelTab(InspectionTab):
     """The layer graph; the place where a layer is chosen for every inspection tab."""
 
     title = "Model"
-    done = Signal()
+    uses_image = False
 
     def __init__(self, context, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.context = context
+        super().__init__(context, parent)
         self._model = None
         self._stack: list[tuple[str, object]] = []  # (name, keras model) from the root down
         self._boxes: dict[str, LayerBox] = {}
         self._emitting = False
 
-        self.picker = ModelSourcePicker(context, self)
         self.back_button = QPushButton("◂ Up", self)
         self.back_button.setToolTip("Back to the enclosing model")
         self.fit_button = QPushButton("Fit", self)
@@ -263,7 +261,6 @@ class ModelTab(QWidget):
         self.details = QTextBrowser(self)
         self.details.setOpenLinks(False)
         self.details.setMinimumWidth(240)
-        self.gate = TensorFlowGate(context, [self.picker], self)
 
         nav = QHBoxLayout()
         nav.addWidget(self.back_button)
@@ -275,18 +272,14 @@ class ModelTab(QWidget):
         splitter.addWidget(self.details)
         splitter.setStretchFactor(0, 4)
         splitter.setStretchFactor(1, 1)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.gate)
-        layout.addWidget(self.picker)
-        layout.addLayout(nav)
-        layout.addWidget(splitter, 1)
+        self.assemble(nav, (splitter, 1), status=False)
 
         self.back_button.clicked.connect(self.go_up)
         self.fit_button.clicked.connect(self.fit)
         self.view.open_nested.connect(self.open_nested)
         self.scene.selectionChanged.connect(self._on_selection_changed)
         self._show_empty()
-        follow_shared_model(self, context, layers=False)
+        self.follow_shared_model(layers=False)
 
     # -- public -----------------------------------------------------------------------------
     @Slot(object)

@@ -28,7 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.context import AppContext, TfGate
+from app.context import AppContext
+from app.widgets.tf_gate import TfGate
 from app.jobs import JobHandle, JobProgress
 from app.widgets.plots import TrainingCurves, metric_kind
 
@@ -53,8 +54,8 @@ class TrainingTab(QWidget):
         self.current_run: str | None = None
         self.event_count = 0
         self._build()
-        self._tf_gate = TfGate(context, [self.start_button, self.finetune_combo],
-                               self.tf_hint, self)
+        for widget in [self.start_button, self.finetune_combo]:
+            self.tf_gate.add(widget)
         self._load_settings()
         context.dataset_changed.connect(self._on_dataset_changed)
         context.tf_ready.connect(self._on_tf_ready)
@@ -152,8 +153,8 @@ class TrainingTab(QWidget):
         self.limit_spin.setToolTip("Use at most this many images per class (quick experiments)")
         form.addRow("Images per class", self.limit_spin)
         form_layout.addLayout(form)
-        self.tf_hint = QLabel("Loading TensorFlow…")
-        form_layout.addWidget(self.tf_hint)
+        self.tf_gate = TfGate(self.context, parent=self, text="Loading TensorFlow…")
+        form_layout.addWidget(self.tf_gate)
         buttons = QHBoxLayout()
         self.start_button = QPushButton("Start")
         self.start_button.setToolTip("Start training (Ctrl+R)")
@@ -394,7 +395,7 @@ class TrainingTab(QWidget):
             widget.setEnabled(not busy)
         if not busy:
             self.augment_check.setEnabled(self.strategy_combo.currentData() != "features")
-        self._tf_gate.set_busy(busy)
+        self.tf_gate.set_busy(busy)
         self.cancel_button.setEnabled(busy)
 
     @Slot()

@@ -237,6 +237,13 @@ class ImagePicker(QWidget):
     def current_path(self) -> str:
         return self.combo.currentData() or ""
 
+    def offer(self, path: str) -> None:
+        """List ``path`` (an image chosen on another tab) first among the choices, without choosing it."""
+        if self.combo.findData(path) >= 0:
+            return
+        self.combo.insertItem(1, Path(path).name, path)
+        self.combo.setItemData(1, path, Qt.ItemDataRole.ToolTipRole)
+
     @Slot(int)
     def _update_tooltip(self, index: int) -> None:
         path = self.combo.itemData(index) if index >= 0 else ""
@@ -265,46 +272,6 @@ def dropped_image_path(mime) -> str | None:
         if url.isLocalFile() and is_image_file(url.toLocalFile()):
             return url.toLocalFile()
     return None
-
-
-class TensorFlowGate(QLabel):
-    """The "Loading TensorFlow…" hint: keeps ``widgets`` disabled until ``context.tf_ready``.
-
-    Every inspection tab holds one; it hides itself and enables the widgets when TensorFlow is in.
-    """
-
-    def __init__(self, context, widgets: list[QWidget], parent: QWidget | None = None) -> None:
-        super().__init__("Loading TensorFlow… the controls below unlock in a few seconds.", parent)
-        self._widgets = list(widgets)
-        self._ready = False
-        self.setStyleSheet("color: palette(mid); font-style: italic;")
-        if getattr(context, "tf_is_ready", False):
-            self._on_ready()
-        else:
-            for widget in self._widgets:
-                widget.setEnabled(False)
-            context.tf_ready.connect(self._on_ready)
-
-    @property
-    def ready(self) -> bool:
-        return self._ready
-
-    @Slot()
-    def _on_ready(self) -> None:
-        self._ready = True
-        for widget in self._widgets:
-            widget.setEnabled(True)
-        self.hide()
-
-
-def follow_shared_model(tab, context, *, layers: bool = True) -> None:
-    """Make ``tab`` show the app's one current model: ``tab.set_model`` on every change, the model
-    already loaded now, and (``layers``) the Model tab's layer choice through ``tab.select_layer``."""
-    context.model_changed.connect(tab.set_model)
-    if layers:
-        context.layer_selected.connect(tab.select_layer)
-    if getattr(context, "current_model", None) is not None:
-        tab.set_model(context.current_model)
 
 
 def debounced(parent, slot, interval_ms: int = 80):

@@ -96,7 +96,7 @@ def test_tabs_shortcuts_and_persisted_state(context, qtbot, app_settings):
 def test_tf_controls_wait_for_tensorflow(window, qtbot):
     training = window.tab("Training")
     assert not training.start_button.isEnabled()
-    assert "Loading TensorFlow" in training.tf_hint.text()
+    assert "Loading TensorFlow" in training.tf_gate.text()
     with qtbot.waitSignal(window.context.tf_ready, timeout=120_000):
         window.context.load_tf()
     assert training.start_button.isEnabled()
