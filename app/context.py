@@ -94,13 +94,13 @@ class AppContext(QObject):
         """Import TensorFlow/Keras on a worker thread; ``tf_ready`` fires when done."""
         if self._tf_ready or self._tf_job is not None:
             return self._tf_job
-        self._tf_job = self.runner.start("Loading TensorFlow", _load_tensorflow, group="tensorflow")
+        self._tf_job = self.runner.start("Loading TensorFlow", _load_tensorflow, background=True)
         self._tf_job.finished.connect(self._on_tf_loaded)
         return self._tf_job
 
     @Slot(object)
     def _on_tf_loaded(self, _result: object) -> None:
-        from app.jobs import freeze_long_lived_objects  # noqa: PLC0415
+        from app.gui_gc import freeze_long_lived_objects  # noqa: PLC0415
 
         freeze_long_lived_objects()  # TensorFlow's objects: out of every later full collection
         self._tf_ready = True

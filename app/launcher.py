@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def setup_logging() -> None:
     """Log to the user's log file (and to stderr when there is one; a windowed build has none)."""
-    from app.jobs import log_file_path  # noqa: PLC0415
+    from app.error_report import log_file_path  # noqa: PLC0415
 
     root = logging.getLogger("convscope")
     if root.handlers:
@@ -79,7 +79,7 @@ def create_application(argv: list[str] | None = None):
     apply_theme(app, plots=False)  # pyqtgraph is imported with the first tab that plots
     # Cyclic garbage collection only on the GUI thread: a collection in a job thread would
     # destroy Qt objects there and crash.
-    from app.jobs import install_gui_garbage_collector  # noqa: PLC0415
+    from app.gui_gc import install_gui_garbage_collector  # noqa: PLC0415
 
     install_gui_garbage_collector(app)
     # A shorter GIL switch interval: the GUI thread gets the interpreter back sooner while

@@ -20,7 +20,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 from app.context import AppContext
-from app.jobs import JobProgress
+from app.widgets.job_progress import JobProgress
 from app.theme import app_icon
 
 log = logging.getLogger("convscope.app")
@@ -289,7 +289,7 @@ class MainWindow(QMainWindow):
             cancel()
             return
         for job in self.context.runner.running_jobs():
-            if job.group != "tensorflow":
+            if not job.background:
                 job.cancel()
 
     def _fill_recent_menus(self) -> None:

@@ -151,7 +151,8 @@ def phase_gui(model_path: str, image: str, requests: int) -> dict:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.jobs import JobRunner, install_gui_garbage_collector
+    from app.gui_gc import install_gui_garbage_collector
+    from app.jobs import JobRunner
     from engine.data.images import read_rgb_resized
     from engine.models.loading import load_model
 

@@ -10,9 +10,9 @@ usual ``(config, emit, cancel)`` contract. Messages go back through one ``multip
 
 * ``("event", Event)`` — the engine's events (frozen dataclasses; they pickle). Per-batch progress
   is coalesced here already (the newest snapshot, at most every ``BATCH_INTERVAL_S``);
-* ``("finished", result, None)``, ``("cancelled", None, None)`` or ``("failed", error, details)`` —
-  exactly one, last. ``details`` is the traceback text for bugs, empty for ConvScopeErrors (which
-  pickle with their hint).
+* ``(outcome, value, details)`` — exactly one, last: an :class:`engine.outcome.Outcome` value, as
+  :func:`engine.outcome.run_classified` decided it (the same rule as for the GUI's thread jobs).
+  ``details`` is the traceback text for bugs, empty for ConvScopeErrors (which pickle with their hint).
 
 Cancel: the parent sets a ``multiprocessing`` Event; a small thread in the child turns it into the
 engine's :class:`~engine.events.CancelToken`, so the job stops at its next check exactly as in a
@@ -37,8 +37,8 @@ import time
 import traceback
 from typing import Any, Callable
 
-from engine.errors import ConvScopeError
-from engine.events import BatchProgress, CancelToken, Event, JobCancelled
+from engine.events import BatchProgress, CancelToken, Event
+from engine.outcome import Outcome, run_classified
 
 # The GUI draws a couple of per-batch points a second between epochs. More cost training time: on
 # two cores every millisecond the window spends redrawing is taken from the job (bench_gui.py).
@@ -141,25 +141,17 @@ def child_main(target: Target, args: tuple, kwargs: dict, queue, cancel_event) -
 
     threading.Thread(target=watch_cancel, name="cancel-watch", daemon=True).start()
     sink = _ChildSink(queue)
-    try:
-        value = _resolve(target)(*args, emit=sink, cancel=token, **kwargs)
-    except JobCancelled:
-        message = ("cancelled", None, None)
-    except BaseException as error:  # noqa: BLE001 - every error goes back to the parent
-        if token.cancelled and not isinstance(error, ConvScopeError):
-            message = ("cancelled", None, None)  # errors while tearing down a cancelled job
-        else:
-            details = "" if isinstance(error, ConvScopeError) else traceback.format_exc()
-            message = ("failed", _picklable_error(error), details)
-    else:
-        cancelled = token.cancelled and (value is None or getattr(value, "status", None) == "cancelled")
-        message = ("cancelled", None, None) if cancelled else ("finished", value, None)
+    outcome, value, details = run_classified(
+        lambda: _resolve(target)(*args, emit=sink, cancel=token, **kwargs), token)
+    if outcome is Outcome.FAILED:
+        value = _picklable_error(value)
+    message = (outcome.value, value, details)
     done.set()
     sink.flush()
     try:
         queue.put(message)
     except Exception as error:  # noqa: BLE001 - e.g. an unpicklable result
-        queue.put(("failed", RuntimeError(f"the job's result could not be sent back: {error}"),
+        queue.put((Outcome.FAILED.value, RuntimeError(f"the job's result could not be sent back: {error}"),
                    traceback.format_exc()))
     queue.close()
     queue.join_thread()  # everything is in the pipe before the process exits
@@ -187,7 +179,7 @@ def run_in_child(target: Target, *args, timeout_s: float = 120.0, **kwargs) -> A
         job.terminate()
         raise TimeoutError(f"the child process did not answer within {timeout_s:.0f} s")
     kind, value = outcome
-    if kind == "failed":
+    if kind == Outcome.FAILED:
         raise value
     return value
 
@@ -201,7 +193,7 @@ class ProcessJob:
     turns true the child is asked to stop."""
 
     def __init__(self, name: str, target: Target, args: tuple = (), kwargs: dict | None = None, *,
-                 on_event: Callable[[Event], None], on_done: Callable[[str, Any, Any], None],
+                 on_event: Callable[[Event], None], on_done: Callable[[Outcome, Any, Any], None],
                  cancel_requested: Callable[[], bool]) -> None:
         ctx = _context()
         self.name = name
@@ -234,18 +226,18 @@ class ProcessJob:
 
     # ---- reader thread
     def _read(self) -> None:
-        outcome: tuple[str, Any, Any] | None = None
+        outcome: tuple[Outcome, Any, Any] | None = None
         try:
             outcome = self._pump()
         except BaseException as error:  # noqa: BLE001 - the reader must always report an outcome
-            outcome = ("failed", error, traceback.format_exc())
+            outcome = (Outcome.FAILED, error, traceback.format_exc())
         finally:
             if outcome is None:
-                outcome = ("failed", RuntimeError(f"the job process of “{self.name}” ended without a result"), "")
+                outcome = (Outcome.FAILED, RuntimeError(f"the job process of “{self.name}” ended without a result"), "")
             self._on_done(*outcome)
             self._reap()
 
-    def _pump(self) -> tuple[str, Any, Any]:
+    def _pump(self) -> tuple[Outcome, Any, Any]:
         while True:
             if self._cancel_requested() and not self._cancel_event.is_set():
                 self._cancel_event.set()
@@ -258,9 +250,9 @@ class ProcessJob:
                     kind, *rest = self._queue.get(timeout=0.5)
                 except _queue.Empty:
                     if self._terminated or self._cancel_event.is_set():
-                        return ("cancelled", None, None)
+                        return (Outcome.CANCELLED, None, "")
                     code = self.process.exitcode
-                    return ("failed", RuntimeError(
+                    return (Outcome.FAILED, RuntimeError(
                         f"the job process of “{self.name}” stopped unexpectedly (exit code {code}); "
                         "see the log for details"), f"exit code {code}")
             if self.first_message_at is None:
@@ -269,7 +261,7 @@ class ProcessJob:
                 self._on_event(rest[0])
                 continue
             value, details = rest
-            return (kind, value, details)
+            return (Outcome(kind), value, details)
 
     def _reap(self) -> None:
         self.process.join(EXIT_GRACE_S)

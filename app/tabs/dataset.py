@@ -34,7 +34,8 @@ from PySide6.QtWidgets import (
 
 from app.context import AppContext
 from app.widgets.tf_gate import TfGate
-from app.jobs import JobHandle, JobProgress
+from app.jobs import JobHandle
+from app.widgets.job_progress import JobProgress
 from app.widgets.plots import ClassCountChart
 from app.widgets.thumbnails import ThumbnailModel, caption_for
 

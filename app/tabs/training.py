@@ -30,8 +30,10 @@ from PySide6.QtWidgets import (
 
 from app.context import AppContext
 from app.widgets.tf_gate import TfGate
-from app.jobs import JobHandle, JobProgress
+from app.jobs import JobHandle
+from app.widgets.job_progress import JobProgress
 from app.widgets.plots import TrainingCurves, metric_kind
+from engine.outcome import Outcome
 
 STRATEGY_LABELS = {
     "scratch": "Small convnet from scratch",
@@ -514,7 +516,7 @@ class TrainingTab(QWidget):
             return
         self.curves.flush()
         self._set_busy(False)
-        if self._job is not None and self._job.outcome == "cancelled" and self.current_run:
+        if self._job is not None and self._job.outcome == Outcome.CANCELLED and self.current_run:
             self.status_label.setText(f"Cancelled. {self.current_run} keeps last.keras and can be resumed.")
         self.refresh_runs()
         self.done.emit()

@@ -17,7 +17,7 @@ from PySide6.QtCore import QCoreApplication, QSettings  # noqa: E402
 def gui_thread_garbage_collection(qapp):
     """As in the app: cyclic garbage collection runs only on the GUI thread (a collection in a job
     thread — a dataset scan's pool — destroyed Qt objects left by earlier tests there and crashed)."""
-    from app.jobs import install_gui_garbage_collector
+    from app.gui_gc import install_gui_garbage_collector
 
     collector = install_gui_garbage_collector(qapp)
     yield collector

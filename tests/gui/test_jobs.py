@@ -172,7 +172,7 @@ def test_cancel_all_and_wait_is_robust(runner):
 
 
 def test_progress_widget_follows_its_group(runner, qtbot):
-    from app.jobs import JobProgress, format_eta
+    from app.widgets.job_progress import JobProgress, format_eta
 
     widget = JobProgress(runner, "g")
     qtbot.addWidget(widget)
