@@ -1,7 +1,9 @@
 """What the tabs share: the job runner, the settings, the loaded model and app-wide signals.
 
 Tabs take an :class:`AppContext` in ``__init__`` and subscribe to its signals (napari's
-"a view takes its model and listens to it"); they never talk to each other directly.
+"a view takes its model and listens to it"); they never talk to each other directly. A request
+for another tab ("explain this image", "open this run") is a signal its answering tab subscribes
+to, emitted after ``show_tab`` (which builds that tab if the window has not yet).
 """
 
 from __future__ import annotations
@@ -68,7 +70,9 @@ class AppContext(QObject):
     tf_ready = Signal()
     model_changed = Signal(object)  # engine.models.loading.LoadedModel
     layer_selected = Signal(str)
-    image_chosen = Signal(str)
+    image_chosen = Signal(str)  # the user chose an image on some tab: the image pickers offer it
+    explain_image = Signal(str)  # "explain this image with the current model" (the Grad-CAM tab answers)
+    open_run = Signal(str)  # "show this run folder's evaluation" (the Evaluation tab answers)
     dataset_changed = Signal(object)  # engine.data.scan.ScanResult
     run_finished = Signal(str)  # run folder
     runs_changed = Signal()  # a run was created, finished or removed
@@ -83,7 +87,6 @@ class AppContext(QObject):
         self._model = None
         self._model_job: JobHandle | None = None
         self.dataset = None  # the last ScanResult
-        self.tabs: dict[str, QObject] = {}  # filled by the main window: title -> tab
 
     # ---- TensorFlow, loaded in the background
     @property

@@ -4,7 +4,7 @@ and cancel-and-wait on close. Each tab is its own module with its own view-model
 
 For a fast launch only the current tab is built before the first paint; the others are built
 one per event-loop turn right after it (or at once when something asks for them:
-:meth:`MainWindow.tab`, ``window.tabs[title]``, ``context.tabs.get(title)``)."""
+:meth:`MainWindow.tab`, ``window.tabs[title]``, ``context.show_tab``)."""
 
 from __future__ import annotations
 
@@ -115,7 +115,6 @@ class MainWindow(QMainWindow):
             self._pages.append(page)
             self.tab_widget.addTab(page, title)
             self.tab_widget.setTabToolTip(index, f"{title} (Ctrl+{index + 1})")
-        context.tabs = self.tabs
         self.setCentralWidget(self.tab_widget)
         context.show_tab.connect(self.show_tab)
 
@@ -320,10 +319,8 @@ class MainWindow(QMainWindow):
         action = self.sender()
         if not isinstance(action, QAction):
             return
-        run_dir = str(action.data())
-        tab = self.show_tab("Evaluation")
-        if tab is not None:
-            tab.show_run(run_dir)
+        self.show_tab("Evaluation")
+        self.context.open_run.emit(str(action.data()))
 
     @Slot()
     def _on_tf_ready(self) -> None:

@@ -75,6 +75,7 @@ class EvaluationTab(QWidget):
         context.run_finished.connect(self._on_run_finished)
         context.runs_changed.connect(self._on_runs_changed)
         context.model_changed.connect(self._on_model_changed)
+        context.open_run.connect(self.show_run)
         self._runs_stale = False
         self.refresh_runs()
 
@@ -390,10 +391,7 @@ class EvaluationTab(QWidget):
 
     def _open_cam_tab(self, path: str) -> None:
         self.context.show_tab.emit("Grad-CAM")
-        tab = self.context.tabs.get("Grad-CAM")
-        if tab is not None:
-            tab.show_image(path)
-        self.context.image_chosen.emit(path)
+        self.context.explain_image.emit(path)
 
     # ---- prediction on dropped images
     @Slot()

@@ -222,6 +222,7 @@ class GradCamTab(InspectionTab):
         self.opacity.valueChanged.connect(self._reblend)
         self.save_button.clicked.connect(self._on_save_clicked)
         self.follow_shared_model()
+        context.explain_image.connect(self.show_image)
 
     # -- public API -----------------------------------------------------------------------------
     @Slot(str)

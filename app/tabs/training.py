@@ -660,9 +660,7 @@ class TrainingTab(QWidget):
         if not selected:
             return
         self.context.show_tab.emit("Evaluation")
-        tab = self.context.tabs.get("Evaluation")
-        if tab is not None:
-            tab.show_run(selected[0])
+        self.context.open_run.emit(selected[0])
 
 
 def _failing_job(error: Exception):

@@ -226,3 +226,27 @@ def test_screenshots_are_written_whole_or_not_at_all(qtbot, tmp_path, monkeypatc
         save_grab(label, target)
     assert target.read_bytes() == before  # the previous screenshot is intact
     assert [p.name for p in folder.iterdir()] == ["shot.png"]  # no temp file left
+
+
+def test_tabs_ask_each_other_through_context_signals(window, qtbot, tmp_path):
+    """'Explain this image' and 'open this run' reach the answering tab through the shared context
+    (no tab looks another up), and an image chosen on one tab is offered on the others."""
+    from app.main_window import TAB_TITLES as WINDOW_TITLES
+    from engine.paths import resources_dir
+
+    photo = str(sorted((resources_dir() / "samples").glob("*.jpg"))[0])
+    activations = window.tab("Activations")
+    window.context.show_tab.emit("Grad-CAM")
+    window.context.explain_image.emit(photo)
+    assert WINDOW_TITLES[window.tab_widget.currentIndex()] == "Grad-CAM"
+    assert window.tab("Grad-CAM").image_picker.current_path() == photo
+    assert activations.image_picker.combo.findData(photo) >= 0  # offered, not forced on that tab
+    assert activations.image_picker.current_path() != photo
+
+    run_dir = tmp_path / "my-run"
+    run_dir.mkdir()
+    window.tab("Training")  # built, as after the first paint
+    window.context.show_tab.emit("Evaluation")
+    window.context.open_run.emit(str(run_dir))
+    assert WINDOW_TITLES[window.tab_widget.currentIndex()] == "Evaluation"
+    assert "my-run: not evaluated yet" in window.tab("Evaluation").summary_label.text()

@@ -3,6 +3,8 @@ confusion cell, open an image's Grad-CAM, predict dropped images."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
@@ -16,14 +18,6 @@ def trained_run(tmp_path, shapes):
     result = train(TrainConfig(data=str(shapes), strategy="scratch", epochs=1, batch_size=8, image_size=48,
                                augment=False, out=str(tmp_path / "run"), tensorboard=False))
     return result.run_dir
-
-
-class FakeGradCamTab:
-    def __init__(self):
-        self.shown = []
-
-    def show_image(self, path, class_index=None):
-        self.shown.append(path)
 
 
 def test_metrics_confusion_gallery_and_gradcam(tf_context, qtbot, trained_run, shapes):
@@ -46,14 +40,13 @@ def test_metrics_confusion_gallery_and_gradcam(tf_context, qtbot, trained_run, s
     expected_true = tab.model.classes[row]
     assert all(f"/{expected_true}/" in p.replace("\\", "/") for p in tab.gallery_paths())
     # one click from an image to its Grad-CAM: the run's model is loaded, then the tab is asked
-    fake = FakeGradCamTab()
-    tf_context.tabs["Grad-CAM"] = fake
-    switched = []
-    tf_context.show_tab.connect(switched.append)
+    requests = []
+    tf_context.show_tab.connect(lambda title: requests.append(("show", title)))
+    tf_context.explain_image.connect(lambda path: requests.append(("explain", path)))
     with qtbot.waitSignal(tf_context.model_changed, timeout=60_000):
         tab.cam_button.click()
-    assert switched == ["Grad-CAM"]
-    assert fake.shown == [tab.gallery_paths()[0]]
+    assert requests == [("show", "Grad-CAM"), ("explain", tab.gallery_paths()[0])]
+    assert os.path.samefile(tf_context.current_model.source, trained_run)  # explained with this run's model
     # predictions on dropped images
     images = [str(p) for p in sorted((shapes / "square").glob("*.png"))[:3]]
     with qtbot.waitSignal(tab.predicted, timeout=60_000):
