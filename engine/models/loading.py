@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ConvScopeError, InvalidSetting, ModelFileError, UnsafeModelError
+from engine.models.archive import read_checked
+from engine.models.footprint import check_footprint
 from engine.tf_runtime import keras
 
 RUN_CONFIG = "config.json"
@@ -108,12 +110,18 @@ def load_keras_file(path: str | os.PathLike, trust: bool = False, compile: bool 
         raise ModelFileError(f"{path}: file not found", "check the path")
     if path.is_dir():
         raise ModelFileError(f"{path}: is a folder without {RUN_CONFIG}", "give a .keras file or a run folder")
+    if not path.is_file():  # a named pipe would block the first read forever; a device never ends
+        raise ModelFileError(f"{path}: not a regular file (a pipe, socket or device)", "give a .keras model file")
     suffix = path.suffix.lower()
     if path.name.lower().endswith(".weights.h5") or suffix in (".h5", ".hdf5"):
         _explain_h5(path)
-    config, keras_version = _read_archive(path)
+    config, weights_bytes, keras_version = _read_archive(path)  # bounded: engine.models.archive
     _check_version(path, keras_version)
-    problems = unsafe_parts(config if compile else _without_compile_config(config))
+    try:
+        problems = unsafe_parts(config if compile else _without_compile_config(config))
+    except RecursionError:
+        raise ModelFileError(f"{path}: refused: config.json is nested too deeply to be a Keras model",
+                             "ask for the model again or train it yourself") from None
     if problems and not trust:
         raise UnsafeModelError(
             f"{path}: refused to load: the model contains {', '.join(problems)}, which can run arbitrary "
@@ -124,6 +132,7 @@ def load_keras_file(path: str | os.PathLike, trust: bool = False, compile: bool 
     from engine.data.augment import register_layers  # noqa: PLC0415
 
     register_layers()  # ConvScope's own layers must be registered before Keras deserializes them
+    check_footprint(path, _without_compile_config(config), weights_bytes, safe_mode=not trust)
     try:
         if trust:
             return k.saving.load_model(str(path), compile=compile, safe_mode=False)
@@ -164,7 +173,7 @@ def _explain_h5(path: Path) -> None:
     )
 
 
-def _read_archive(path: Path) -> tuple[dict, str | None]:
+def _read_archive(path: Path) -> tuple[dict, int, str | None]:
     try:
         with open(path, "rb") as handle:
             head = handle.read(4)
@@ -179,28 +188,9 @@ def _read_archive(path: Path) -> tuple[dict, str | None]:
                                  "copy or save the model again")
         raise ModelFileError(f"{path}: not a Keras model file (a .keras file is a zip archive)",
                              "give a .keras file saved by Keras 3 (model.save('model.keras'))")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            if "config.json" not in names:
-                raise ModelFileError(f"{path}: a zip archive but not a Keras model (no config.json)",
-                                     "give a .keras file saved by Keras 3")
-            if "model.weights.h5" not in names and "model.weights.npz" not in names:
-                raise ModelFileError(f"{path}: the .keras archive holds no weights", "save the model again")
-            bad = archive.testzip()
-            if bad is not None:
-                raise ModelFileError(f"{path}: damaged .keras file ({bad} fails its checksum)",
-                                     "copy or save the model again")
-            config = json.loads(archive.read("config.json"))
-            metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
-        raise ModelFileError(f"{path}: damaged .keras file ({error})", "copy or save the model again") from None
-    if not isinstance(config, dict):
-        raise ModelFileError(f"{path}: malformed config.json in the .keras archive", "save the model again")
-    version = metadata.get("keras_version") if isinstance(metadata, dict) else None
-    return config, version if isinstance(version, str) else None
+    contents = read_checked(path)
+    version = contents.metadata.get("keras_version")
+    return contents.config, contents.weights_bytes, version if isinstance(version, str) else None
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

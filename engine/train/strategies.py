@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 from engine import __version__, atomic
 from engine.errors import ConvScopeError, DatasetError, InvalidSetting
+from engine.memory import available_memory as _available_memory  # patched by tests
 from engine.events import (
     BatchProgress,
     CancelToken,
@@ -317,20 +318,6 @@ def _compile(ctx: _Context, model, learning_rate: float, steps_per_execution: in
     from engine.models.presets import compile_model  # noqa: PLC0415
 
     compile_model(model, ctx.num_classes, float(learning_rate), steps_per_execution)
-
-
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _activation_floats(model) -> int:
