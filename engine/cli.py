@@ -15,7 +15,7 @@ import sys
 from engine import __version__
 from engine.errors import ConvScopeError
 
-COMMAND_MODULES = ("data", "training", "bases", "inspect")
+COMMAND_MODULES = ("data", "training", "bases", "inspect", "explain")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,4 +1,4 @@
-"""``convscope layers | activations | filters | gradcam``: look inside a model from the command line."""
+"""``convscope layers | activations | filters``: look inside a model from the command line (``gradcam``: :mod:`engine.commands.explain`)."""
 
 from __future__ import annotations
 
@@ -62,24 +62,6 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="PNG", help="where to write the gallery")
     _output_args(p, "print a JSON summary")
     p.set_defaults(func=run_filters)
-
-    p = subparsers.add_parser(
-        "gradcam", help="where in an image a class comes from (Grad-CAM, Grad-CAM++, Score-CAM, saliency)",
-        description="Writes the heatmap in the jet colormap over the image. The default layer is the known "
-                    "base's Grad-CAM layer, else the model's last layer with a 4-D output.",
-    )
-    _model_args(p)
-    p.add_argument("image", metavar="IMAGE", help="an image file (JPEG, PNG, ...)")
-    p.add_argument("--class", dest="class_", metavar="INDEX|NAME",
-                   help="class index or name (default: the predicted class)")
-    p.add_argument("--layer", help="feature-map layer path (default: see above)")
-    p.add_argument("--method", choices=["gradcam", "gradcam++", "scorecam", "saliency"], default="gradcam")
-    p.add_argument("--output-index", type=int, default=0, metavar="N", help="which model output (default 0)")
-    p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in the overlay (default 0.4)")
-    p.add_argument("--out", required=True, metavar="PNG", help="where to write the overlay")
-    p.add_argument("--save-heatmap", metavar="NPY", help="also save the float heatmap (H x W, 0..1) as .npy")
-    _output_args(p, "print the result as JSON")
-    p.set_defaults(func=run_gradcam)
 
 
 def _model_args(parser: argparse.ArgumentParser) -> None:
@@ -304,75 +286,4 @@ def run_filters(args: argparse.Namespace) -> int:
         say(f"{result.layer}: {len(result.filter_indices)} filter patterns "
             f"({result.filter_indices[0]}–{result.filter_indices[-1]}), median activation gain {gain:.4g}")
         say(f"Wrote {out}")
-    return 0
-
-
-def _class_index(loaded, text: str | None, n_classes: int) -> int | None:
-    if text is None:
-        return None
-    text = text.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    names = loaded.class_names
-    if names:
-        matches = [i for i, name in enumerate(names) if name.lower() == text.lower()]
-        if len(matches) == 1:
-            return matches[0]
-    if loaded.kind == "imagenet" or n_classes == 1000:
-        from engine import imagenet  # noqa: PLC0415
-
-        return imagenet.class_index(text)
-    if names:
-        raise InvalidSetting(f"--class '{text}' is not one of this model's classes",
-                             "choose one of: " + ", ".join(f"{i} {n}" for i, n in enumerate(names)))
-    raise InvalidSetting(f"--class '{text}': this model file has no class names",
-                         f"give a class index between 0 and {n_classes - 1}")
-
-
-def _class_name(loaded, index: int, n_classes: int) -> str | None:
-    if loaded.class_names and index < len(loaded.class_names):
-        return loaded.class_names[index]
-    if n_classes == 1000:
-        from engine import imagenet  # noqa: PLC0415
-
-        return imagenet.class_names()[index]
-    return None
-
-
-def run_gradcam(args: argparse.Namespace) -> int:
-    from engine.inspect.cam import class_count, compute_cam, overlay, resize_heatmap  # noqa: PLC0415
-
-    out = _check_out(args.out, ".png", "--out")
-    heat_out = _check_out(args.save_heatmap, ".npy", "--save-heatmap") if args.save_heatmap else None
-    if not 0.0 <= args.alpha <= 1.0:
-        raise InvalidSetting(f"--alpha {args.alpha} is out of range", "use a value between 0 and 1")
-    sink = _sink(args, args.method)
-    try:
-        sink(Progress(done=0, total=3, message=f"loading {args.model}"))
-        loaded = _load(args)
-        image = _read_image(args.image)
-        n_classes = class_count(loaded.model, args.output_index)
-        class_index = _class_index(loaded, args.class_, n_classes)
-        sink(Progress(done=1, total=3, message=f"computing {args.method}"))
-        result = compute_cam(loaded.model, _model_image(loaded, image), class_index=class_index, layer=args.layer,
-                             method=args.method, output_index=args.output_index)
-        sink(Progress(done=2, total=3, message=f"writing {out}"))
-        heatmap = resize_heatmap(result.heatmap, image.shape[:2])
-        _write_png(out, overlay(image, heatmap, alpha=args.alpha))
-        if heat_out is not None:
-            _write_npy(heat_out, heatmap.astype(np.float32))
-        sink(Progress(done=3, total=3, message="done"))
-    finally:
-        getattr(sink, "close", lambda: None)()
-    name = _class_name(loaded, result.class_index, n_classes)
-    data = {**result.to_dict(), "heatmap_shape": list(heatmap.shape), "class_name": name, "model": loaded.label,
-            "image": args.image, "out": str(out), "heatmap": str(heat_out) if heat_out else None}
-    if args.json_events:
-        _json_result(data)
-    elif args.json:
-        print_json(data)
-    else:
-        label = f"{result.class_index}" + (f" ({name})" if name else "")
-        say(f"{result.method} of class {label}, score {result.score:.3f}, at layer {result.layer}")
-        say(f"Wrote {out}" + (f" and {heat_out}" if heat_out else ""))
     return 0

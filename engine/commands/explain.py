@@ -1,0 +1,94 @@
+"""``convscope gradcam``: a heatmap of where a class comes from, through the same route as the Grad-CAM tab.
+
+A thin argument parser over :func:`engine.inspect.explain.explain` (the tab calls it too, so the
+same image, model, class, method, target and ``--input`` give the same heatmap in both).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from engine.commands.common import print_json, say
+from engine.commands.inspect import (
+    _check_out,
+    _json_result,
+    _load,
+    _model_args,
+    _output_args,
+    _read_image,
+    _sink,
+    _write_npy,
+    _write_png,
+)
+from engine.errors import InvalidSetting
+from engine.events import Progress
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "gradcam", help="where in an image a class comes from (Grad-CAM, Grad-CAM++, Score-CAM, saliency)",
+        description="Writes the heatmap in the jet colormap over the image. The default layer is the known "
+                    "base's Grad-CAM layer, else the model's last layer with a 4-D output.",
+    )
+    _model_args(p)
+    p.add_argument("image", metavar="IMAGE", help="an image file (JPEG, PNG, ...)")
+    p.add_argument("--class", dest="class_", metavar="INDEX|NAME",
+                   help="class index or name (default: the predicted class)")
+    p.add_argument("--layer", help="feature-map layer path (default: see above)")
+    p.add_argument("--method", choices=["gradcam", "gradcam++", "scorecam", "saliency"], default="gradcam")
+    p.add_argument("--input", choices=["whole", "predict", "resize"], default="whole",
+                   help="whole: the whole photo (ImageNet models: aspect kept, shorter side = input size), as "
+                        "the Grad-CAM tab; predict: exactly what `convscope predict` classifies (ImageNet: the "
+                        "centre crop); resize: the photo squashed to the model's square input (default whole)")
+    p.add_argument("--target", choices=["logit", "probability"], default="logit",
+                   help="what is differentiated for a softmax head: the class's pre-softmax score (as the "
+                        "Grad-CAM paper) or its probability (default logit)")
+    p.add_argument("--output-index", type=int, default=0, metavar="N", help="which model output (default 0)")
+    p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in the overlay (default 0.4)")
+    p.add_argument("--out", required=True, metavar="PNG", help="where to write the overlay")
+    p.add_argument("--save-heatmap", metavar="NPY",
+                   help="also save the float heatmap (0..1) as .npy, at the size of the image it is drawn over")
+    _output_args(p, "print the result as JSON")
+    p.set_defaults(func=run_gradcam)
+
+
+def run_gradcam(args: argparse.Namespace) -> int:
+    from engine.inspect.cam import overlay  # noqa: PLC0415
+    from engine.inspect.explain import ExplainRequest, explain  # noqa: PLC0415
+
+    out = _check_out(args.out, ".png", "--out")
+    heat_out = _check_out(args.save_heatmap, ".npy", "--save-heatmap") if args.save_heatmap else None
+    if not 0.0 <= args.alpha <= 1.0:
+        raise InvalidSetting(f"--alpha {args.alpha} is out of range", "use a value between 0 and 1")
+    request = ExplainRequest(method=args.method, class_=args.class_, layer=args.layer, input=args.input,
+                             target=args.target, output_index=args.output_index)
+    request.validate()
+    sink = _sink(args, args.method)
+    try:
+        sink(Progress(done=0, total=3, message=f"loading {args.model}"))
+        loaded = _load(args)
+        image = _read_image(args.image)
+        sink(Progress(done=1, total=3, message=f"computing {args.method}"))
+        result = explain(loaded, image, request)
+        sink(Progress(done=2, total=3, message=f"writing {out}"))
+        _write_png(out, overlay(result.shown, result.heatmap, alpha=args.alpha))
+        if heat_out is not None:
+            _write_npy(heat_out, result.heatmap.astype(np.float32))
+        sink(Progress(done=3, total=3, message="done"))
+    finally:
+        getattr(sink, "close", lambda: None)()
+    data = {**result.to_dict(), "model": loaded.label, "image": args.image, "out": str(out),
+            "heatmap": str(heat_out) if heat_out else None}
+    if args.json_events:
+        _json_result(data)
+    elif args.json:
+        print_json(data)
+    else:
+        cam = result.cam
+        say(f"{cam.method} of class {cam.class_index} ({result.class_name}), probability {cam.score:.3g}, "
+            f"at layer {cam.layer}, target {cam.target}")
+        say(f"Input: {result.input_text}")
+        say(f"Wrote {out}" + (f" and {heat_out}" if heat_out else ""))
+    return 0
