@@ -1,27 +1,12 @@
 """Grad-CAM tab: where in the image the model found the evidence for a class (Chollet 5.4.3).
 
 Image + model + class (the model's top-k prediction, or any class by name or index) + method
-(Grad-CAM, Grad-CAM++, Score-CAM, saliency) + target layer (the engine's default unless chosen).
-The heatmap comes from ``engine.inspect.cam.compute_cam`` in the job runner; the overlay is
-re-blended on the GUI thread when the opacity slider moves (``engine.inspect.cam.overlay`` is cheap).
-
-One input for everything the tab shows (:func:`explained_input`): the prediction list and the map
-are computed on the *same* array, so the class probability in the result panel is the one listed.
-That input is the whole photo, so the heatmap covers everything the user sees:
-
-- ImageNet models: the whole photo with its aspect ratio kept, shorter side = the model's input size
-  (e.g. 451×300 → 337×224), the model traced at that size (fully convolutional bases with a global
-  pooling head can). A model that cannot run at another size gets the plain S×S resize.
-  The ImageNet evaluation protocol (the 224×224 centre crop that ``convscope predict`` and the
-  Evaluation tab use) sees less of the photo and can rank the classes differently; the panel shows
-  its top class next to ours so the two numbers are never read as a contradiction.
-- Models trained by ConvScope: the plain S×S resize of the whole photo, exactly as training and
-  ``convscope predict`` fed them.
-
-The panel names the input size; the heatmap (computed at the feature map's resolution of that
-input) is resized onto the full photo for the overlay. The "Input" choice "as convscope predict"
-explains exactly the array ``convscope predict`` and the Evaluation tab classify instead (for ImageNet
-models the centre crop, drawn over that crop), so the two can be compared on the same pixels.
+(Grad-CAM, Grad-CAM++, Score-CAM, saliency) + target layer (the engine's default unless chosen) +
+input. Everything comes from :func:`engine.inspect.explain.explain` in the job runner — the same
+route as ``convscope gradcam``, with the same input protocol (its docstring): the prediction list
+and the map are computed on the *same* array, so the class probability in the panel is the one
+listed. The overlay is re-blended on the GUI thread when the opacity slider moves
+(``engine.inspect.cam.overlay`` is cheap).
 """
 
 from __future__ import annotations
@@ -48,83 +33,11 @@ from PySide6.QtWidgets import (
 
 from app.tabs.inspection import InspectionTab
 from app.widgets.image_view import ImageView
-from app.widgets.model_source import model_input_size, read_image
+from app.widgets.model_source import read_image
 
-INPUT_LABELS = (("Whole photo", "whole"), ("As convscope predict", "predict"))
+INPUT_LABELS = (("Whole photo", "whole"), ("As convscope predict", "predict"), ("Squashed to the model's square", "resize"))
 METHOD_LABELS = (("Grad-CAM", "gradcam"), ("Grad-CAM++", "gradcam++"), ("Score-CAM", "scorecam"),
                  ("Saliency (gradients)", "saliency"))
-TOP_K = 5
-
-
-def resolve_class(text: str, names: list[str], imagenet: bool) -> int:
-    """A class typed by the user (name or index) → index; InvalidSetting naming the choices."""
-    from engine.errors import InvalidSetting  # noqa: PLC0415
-
-    text = text.strip()
-    if imagenet:
-        from engine.imagenet import class_index  # noqa: PLC0415
-
-        return class_index(text)
-    if text.isdigit() and 0 <= int(text) < len(names):
-        return int(text)
-    lowered = [n.lower() for n in names]
-    if text.lower() in lowered:
-        return lowered.index(text.lower())
-    raise InvalidSetting(f"unknown class '{text}'",
-                         "choose one of: " + ", ".join(f"{i} {n}" for i, n in enumerate(names[:20])))
-
-
-def explained_input(loaded, image: np.ndarray) -> tuple[np.ndarray, str]:
-    """The array the tab predicts on and explains (see the module docstring), and a description.
-
-    Runs in the job (it may trace the model at a new size)."""
-    from engine.inspect.layers import build_tap_model, model_cache  # noqa: PLC0415
-    from engine.predict import default_mode, prepare_image  # noqa: PLC0415
-
-    size = loaded.input_size or model_input_size(loaded.model)
-    height, width = image.shape[:2]
-    if default_mode(loaded) == "crop" and (height, width) != (size, size):
-        from PIL import Image  # noqa: PLC0415
-
-        scale = size / min(height, width)
-        new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
-        native = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BILINEAR), np.uint8)
-        try:
-            if _fixed_size(loaded.model) not in (None, (new_h, new_w)):
-                model_cache.get(loaded.model, ("gradcam-tab", native.shape),
-                                lambda: build_tap_model(loaded.model, [], input_shape=native.shape))
-            return native, (f"the whole photo at {new_w}×{new_h} (aspect kept, shorter side {size})")
-        except Exception:  # noqa: BLE001 - e.g. a Flatten head: it only runs at its own size
-            pass
-    prepared = prepare_image(image, size, "resize")
-    return prepared, f"the whole photo resized to {size}×{size}" + (
-        " (as in training)" if loaded.kind != "imagenet" else " (this model only runs at its own size)")
-
-
-def _fixed_size(model) -> tuple[int, int] | None:
-    try:
-        shape = tuple(model.inputs[0].shape)
-    except (AttributeError, IndexError, TypeError):
-        return None
-    return None if shape[1] is None or shape[2] is None else (int(shape[1]), int(shape[2]))
-
-
-def top_k_at(loaded, array: np.ndarray, k: int = TOP_K) -> list[tuple[int, str, float]]:
-    """The model's top-k (index, name, probability) on ``array`` at its own size (in the job)."""
-    from engine.inspect.layers import build_tap_model, model_cache  # noqa: PLC0415
-    from engine.predict import class_names_for, predict_arrays, to_probabilities  # noqa: PLC0415
-
-    batch = np.asarray(array, np.float32)[None]
-    if _fixed_size(loaded.model) in (None, tuple(array.shape[:2])):
-        return predict_arrays(loaded, batch, top_k=k)[0]
-    tap = model_cache.get(loaded.model, ("gradcam-tab", array.shape),
-                          lambda: build_tap_model(loaded.model, [], input_shape=array.shape))
-    outputs = tap(batch, training=False)
-    outputs = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-    probs = to_probabilities(np.asarray(outputs))[0]
-    names = class_names_for(loaded, probs.shape[0])
-    order = np.argsort(-probs, kind="stable")[: max(1, min(int(k), probs.shape[0]))]
-    return [(int(i), names[i], float(probs[i])) for i in order]
 
 
 class GradCamTab(InspectionTab):
@@ -139,6 +52,7 @@ class GradCamTab(InspectionTab):
         self._class_index: int | None = None  # requested; None = the predicted class
         self._default_layer: str | None = None
         self.result = None  # the last engine CamResult
+        self.explanation = None  # the last engine Explanation
         self.top: list[tuple[int, str, float]] = []
         self.input_text = ""  # which input the prediction and the map were computed on
 
@@ -254,43 +168,28 @@ class GradCamTab(InspectionTab):
             self.status.setText("Pick a model and an image first.")
             return
         loaded, path, pixels = self._loaded, self._image_path, self._pixels
-        class_index, typed = self._class_index, self.class_edit.text().strip()
-        names, imagenet = list(self._class_names), loaded.kind == "imagenet"
-        method, layer = self.method_combo.currentData(), self.layer_combo.currentData()
-        as_predict = self.input_combo.currentData() == "predict"
+        typed = self.class_edit.text().strip()
+        request = self.request(typed or self._class_index)
 
         def job(emit, cancel):
             from engine.events import Status  # noqa: PLC0415
-            from engine.inspect.cam import compute_cam  # noqa: PLC0415
-            from engine.predict import default_mode, predict_arrays, prepare_image  # noqa: PLC0415
+            from engine.inspect.explain import explain  # noqa: PLC0415
 
             image = pixels if pixels is not None else read_image(path)
-            emit(Status(f"Predicting {Path(path).name}"))
-            size, mode = loaded.input_size or model_input_size(loaded.model), default_mode(loaded)
-            if as_predict:
-                array = shown = prepare_image(image, size, mode)
-                described = (f"the {size}×{size} centre crop, as convscope predict" if mode == "crop"
-                             else f"the whole photo resized to {size}×{size}, as convscope predict")
-            else:
-                (array, described), shown = explained_input(loaded, image), image
-            top = top_k_at(loaded, array)
-            crop_top = None
-            if mode == "crop" and not as_predict:  # the ImageNet protocol's answer, for comparison
-                crop_top = predict_arrays(loaded, prepare_image(image, size, "crop")[None], top_k=1)[0][0]
-            cancel.raise_if_cancelled()
-            wanted = resolve_class(typed, names, imagenet) if typed else class_index
-            if wanted is None:
-                wanted = top[0][0]
-            emit(Status(f"{method} for class {wanted}"))
-            # resize=False: the map of exactly the array the prediction list came from
-            result = compute_cam(loaded.model, array, class_index=wanted, layer=layer, method=method, resize=False)
-            return {"image": image, "shown": shown, "top": top, "result": result, "model": loaded.model, "path": path,
-                    "input_shape": tuple(array.shape[:2]), "input_text": described, "crop_top": crop_top,
-                    "model_size": size}
+            emit(Status(f"Explaining {Path(path).name}"))
+            explanation = explain(loaded, image, request, cancel)
+            return {"image": image, "explanation": explanation, "model": loaded.model, "path": path}
 
         self.run_button.setEnabled(False)
         self.status.setText("Computing…")
         self.start_job("Grad-CAM", job)
+
+    def request(self, class_: int | str | None = None):
+        """The engine request the controls describe (``class_``: None for the predicted class)."""
+        from engine.inspect.explain import ExplainRequest  # noqa: PLC0415
+
+        return ExplainRequest(method=self.method_combo.currentData(), class_=class_,
+                              layer=self.layer_combo.currentData(), input=self.input_combo.currentData())
 
     def overlay_image(self) -> np.ndarray | None:
         return self.overlay_view.displayed_image()
@@ -358,28 +257,27 @@ class GradCamTab(InspectionTab):
         if self._loaded is None or outcome["model"] is not self._loaded.model or outcome["path"] != self._image_path:
             return
         self._pixels = outcome["image"]
-        self._shown = outcome["shown"]
-        result = outcome["result"]
-        self.result, self.top = result, outcome["top"]
-        self._heatmap = result.heatmap
-        self._fill_top(outcome["top"], result.class_index, result.score)
-        whole_photo = self._shown is self._pixels
+        explained = self.explanation = outcome["explanation"]
+        self._shown, result = explained.shown, explained.cam
+        self.result, self.top = result, explained.top
+        self._heatmap = explained.heatmap
+        self._fill_top(explained.top, result.class_index, result.score)
         self.original_view.set_image(self._shown)
-        self.original_label.setText("Original" if whole_photo else "The model's input (as convscope predict)")
+        self.original_label.setText("Original" if explained.whole_photo else "The model's input (as convscope predict)")
         self._reblend(keep_view=False)
         self.save_button.setEnabled(True)
-        name = self._class_names[result.class_index] if result.class_index < len(self._class_names) else ""
-        self.input_text = outcome.get("input_text", "")
+        name = explained.class_name
+        self.input_text = explained.input_text
         height, width = self._shown.shape[:2]
-        drawn_over = f"the full {width}×{height} photo" if whole_photo else f"the model's {width}×{height} input"
+        drawn_over = f"the full {width}×{height} photo" if explained.whole_photo else f"the model's {width}×{height} input"
         lines = [
             f"<b>{name or 'class'}</b> (#{result.class_index}): probability {result.score:.1%}",
             f"Input: {self.input_text}; the prediction list and the map both come from it.",
             f"Heatmap: {self.method_combo.currentText()} at layer {result.layer}, drawn over {drawn_over}.",
         ]
-        crop = outcome.get("crop_top")
+        crop = explained.crop_top
         if crop is not None:
-            size = outcome["model_size"]
+            size = min(explained.input_array.shape[:2])  # the shorter side is the model's input size
             lines.append(f"<i>ImageNet protocol ({size}×{size} centre crop, as convscope predict): "
                          f"{crop[1]} {crop[2]:.1%}</i>")
         self.info.setText("<br>".join(lines))

@@ -232,3 +232,28 @@ def test_choosing_another_method_or_input_shows_it_without_pressing_explain(qtbo
     with qtbot.waitSignal(tab.done, timeout=60_000):
         tab.input_combo.activated.emit(index)
     assert "as convscope predict" in tab.input_text
+
+
+@pytest.mark.parametrize("method", ["gradcam++", "scorecam"])
+def test_tab_heatmap_equals_the_clis_saved_heatmap(qtbot, context, image_path, tmp_path, open_tab, method):
+    """One route: for the same image, model, class, method and input, `convscope gradcam
+    --save-heatmap` writes exactly the array the tab draws."""
+    from engine.cli import main
+    from engine.models.loading import load_model
+
+    model_path = tmp_path / "three.keras"
+    _softmax_model().save(model_path)
+    tab = open_tab(GradCamTab)
+    context.set_model(load_model(model_path))
+    tab.set_method(method)
+    for mode in ("whole", "predict", "resize"):
+        tab.input_combo.setCurrentIndex(tab.input_combo.findData(mode))
+        with qtbot.waitSignal(tab.done, timeout=60_000):
+            tab.show_image(image_path, class_index=1)
+        assert tab.last_error == "" and tab.result.class_index == 1
+        heat = tmp_path / f"{mode}.npy"
+        assert main(["gradcam", str(model_path), image_path, "--class", "1", "--method", method, "--input", mode,
+                     "--out", str(tmp_path / f"{mode}.png"), "--save-heatmap", str(heat)]) == 0
+        np.testing.assert_array_equal(np.load(heat), tab.explanation.heatmap)
+        assert tab.overlay_image().shape[:2] == np.load(heat).shape
+        assert np.load(heat).shape == ((32, 32) if mode == "predict" else (36, 44))
