@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import threading
 import warnings
@@ -60,7 +61,8 @@ class UnusableImage(Exception):
         self.reason = reason
 
 
-ISSUE_KINDS = ("empty", "truncated", "not-an-image", "undecodable", "too-large", "unreadable")
+ISSUE_KINDS = ("empty", "truncated", "not-an-image", "undecodable", "too-large", "unreadable", "not-a-regular-file",
+               "timed-out")
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,27 @@ _verified: dict[str, tuple[int, int, ImageInfo]] = {}
 _verified_lock = threading.Lock()
 
 
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                  (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder"))
+
+
+def _not_regular(path: str, mode: int) -> UnusableImage:
+    what = next((name for test, name in _SPECIAL_FILES if test(mode)), "not a plain file")
+    return UnusableImage(path, "not-a-regular-file", f"not a regular file ({what}): only files are read, so it is skipped")
+
+
 def _open_file(path: str) -> bytes:
-    with open(path, "rb") as handle:
+    """Read a regular file (or a link to one). A pipe, socket or device is never read: a named pipe
+    would block the first read until someone writes to it, /dev/zero never ends. The stat before
+    the open catches them; O_NONBLOCK plus fstat after it catches a file swapped for one in between."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise _not_regular(path, mode)
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with open(descriptor, "rb", closefd=True) as handle:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode)
         return handle.read()
 
 
@@ -205,10 +226,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def _stat_key(path: str) -> tuple[int, int] | None:
     try:
-        stat = os.stat(path)
+        info = os.stat(path)
     except OSError:
         return None
-    return stat.st_size, stat.st_mtime_ns
+    return info.st_size, info.st_mtime_ns
 
 
 def inspect_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:

@@ -12,16 +12,24 @@ Every candidate image is fully decoded (a truncated file is caught here, not in 
 files are listed with the reason and skipped; the scan never deletes, moves or modifies a file.
 Hidden files (``.DS_Store``, ``Thumbs.db``, dotfiles), files that are not images and files outside a
 class folder are listed as ignored. A class folder with no usable image is left out with a warning.
+
+A dataset folder is untrusted input: only regular files (and links to them) are read — a named pipe,
+socket or device called ``x.jpg`` is listed as "not a regular file" and never opened for a blocking
+read — and a file whose read does not finish within ``file_timeout_s`` is abandoned and listed, so
+no single file can stall a scan. Links are followed to files only: ``os.walk`` does not descend into
+linked folders, so a link to the class folder itself or a link loop is never walked; a dangling link
+is listed as unreadable.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import statistics
+import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +66,7 @@ class ScanConfig:
     root: str
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused as possible decompression bombs
     workers: int = 0  # decoding threads; 0 picks twice the CPU count (decoders release the GIL)
+    file_timeout_s: float = 60.0  # one file's read + decode; a healthy file takes well under a second
 
     def validate(self) -> None:
         if not str(self.root).strip():
@@ -66,6 +75,8 @@ class ScanConfig:
             raise InvalidSetting(f"max_pixels is {self.max_pixels}", "use a positive pixel limit")
         if self.workers < 0:
             raise InvalidSetting(f"workers is {self.workers}", "use 0 (automatic) or a positive thread count")
+        if not self.file_timeout_s > 0:
+            raise InvalidSetting(f"file timeout is {self.file_timeout_s} s", "use a positive number of seconds")
 
 
 @dataclass
@@ -188,32 +199,64 @@ def _collect(root: Path, layout: str, subsets: dict[str, Path]
 
 def _decode_all(candidates: list[_Candidate], config: ScanConfig, emit: Sink, cancel: CancelToken | None
                 ) -> dict[str, ImageInfo | UnusableImage]:
+    """Decode every candidate on daemon threads. A file whose read and decode take longer than
+    ``config.file_timeout_s`` (a stalled network drive, a device) is listed as timed out and left to
+    its thread; a fresh thread takes its place, and no thread of ours keeps the process alive."""
     results: dict[str, ImageInfo | UnusableImage] = {}
     total = len(candidates)
-    workers = config.workers or min(32, 2 * (os.cpu_count() or 2))
+    todo: queue.SimpleQueue[_Candidate] = queue.SimpleQueue()
+    finished: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
+    busy: dict[str, float] = {}  # path -> when its decode began, while it runs
+    stop = threading.Event()
+    for candidate in candidates:
+        todo.put(candidate)
+
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                candidate = todo.get_nowait()
+            except queue.Empty:
+                return
+            busy[candidate.path] = time.monotonic()
+            try:
+                outcome: object = inspect_image(candidate.path, config.max_pixels)
+            except Exception as problem:  # noqa: BLE001 - UnusableImage, or a bug re-raised below
+                outcome = problem
+            finished.put((candidate.path, outcome))
+
+    def start_worker() -> None:
+        threading.Thread(target=work, name="convscope-scan", daemon=True).start()
+
+    for _ in range(min(total, config.workers or min(32, 2 * (os.cpu_count() or 2)))):
+        start_worker()
     emit(Progress(0, total, "decoding images"))
     last_emit = time.monotonic()
-
-    def check(candidate: _Candidate) -> ImageInfo | UnusableImage:
-        try:
-            return inspect_image(candidate.path, config.max_pixels)
-        except UnusableImage as problem:
-            return problem
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="convscope-scan") as pool:
-        futures = {pool.submit(check, candidate): candidate for candidate in candidates}
-        try:
-            for done, future in enumerate(as_completed(futures), start=1):
-                results[futures[future].path] = future.result()
-                if cancel is not None and cancel.cancelled:
-                    raise JobCancelled()
-                now = time.monotonic()
-                if now - last_emit >= 0.1 or done == total:
-                    emit(Progress(done, total, "decoding images"))
-                    last_emit = now
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    try:
+        while len(results) < total:
+            try:
+                path, outcome = finished.get(timeout=0.1)
+            except queue.Empty:
+                path, outcome = None, None
+            if path is not None and path not in results:
+                busy.pop(path, None)
+                if not isinstance(outcome, (ImageInfo, UnusableImage)):
+                    raise outcome  # a bug, not a bad file
+                results[path] = outcome
+            if cancel is not None and cancel.cancelled:
+                raise JobCancelled()
+            now = time.monotonic()
+            for stalled, since in list(busy.items()):
+                if now - since > config.file_timeout_s and stalled not in results:
+                    busy.pop(stalled, None)
+                    results[stalled] = UnusableImage(
+                        stalled, "timed-out", f"reading did not finish within {config.file_timeout_s:g} s "
+                        "(a stalled network drive or a device?); skipped")
+                    start_worker()
+            if now - last_emit >= 0.1 or len(results) == total:
+                emit(Progress(len(results), total, "decoding images"))
+                last_emit = now
+    finally:
+        stop.set()
     return results
 
 
