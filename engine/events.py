@@ -108,6 +108,14 @@ class RunFailed(Event):
     error: str
 
 
+@dataclass(frozen=True)
+class WorkerJoined(Event):
+    """A worker of a training cluster is up (its TensorFlow server listens); ``task`` 0 is the chief."""
+
+    task: int
+    address: str
+
+
 class JobCancelled(Exception):
     """Raised inside a job when its cancel token is set; callers treat it as a clean stop."""
 

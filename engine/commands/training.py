@@ -75,6 +75,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     sink = json_event_sink if args.json_events else human_sink
     with _cancel_on_interrupt() as token:
+        if args.resume and (args.cluster or args.tf_config):
+            from engine.errors import InvalidSetting  # noqa: PLC0415
+
+            raise InvalidSetting("--resume and --cluster cannot be combined",
+                                 "restart the cluster's own command on every worker: it resumes by itself")
         if args.resume:
             result = resume(args.resume, sink, token)
         else:
@@ -93,7 +98,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 settings["out"] = args.out
             if args.no_tensorboard:
                 settings["tensorboard"] = False
-            result = train(TrainConfig(**settings), sink, token)
+            if args.cluster or args.tf_config:
+                from engine.train.cluster import ClusterTrainConfig, train_cluster  # noqa: PLC0415
+                from engine.train.cluster_spec import ClusterSpec  # noqa: PLC0415
+
+                spec = (ClusterSpec.from_tf_config(args.tf_config) if args.tf_config
+                        else ClusterSpec.parse(args.cluster, args.task))
+                result = train_cluster(ClusterTrainConfig(TrainConfig(**settings), spec), sink, token)
+            else:
+                result = train(TrainConfig(**settings), sink, token)
     return 0 if result.status == "finished" else 130
 
 
@@ -137,6 +150,11 @@ def _add_train(subparsers) -> None:
     p.add_argument("--distribute", choices=("default", "mirrored"),
                    help="mirrored: tf.distribute.MirroredStrategy over all GPUs (or logical CPUs)")
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--cluster", metavar="HOST:PORT,...", help="train on several machines "
+                       "(MultiWorkerMirroredStrategy): every worker's address, the chief first; needs --task, --out")
+    group.add_argument("--tf-config", metavar="FILE", help="the cluster and this task as a standard TF_CONFIG file")
+    p.add_argument("--task", type=int, metavar="N", help="with --cluster: this machine's position in the list (0 = chief)")
     p.add_argument("--json-events", action="store_true", help="print one JSON event per line instead of progress text")
     p.set_defaults(func=_cmd_train)
 
