@@ -218,14 +218,14 @@ def _agree(spec: ClusterSpec, mine: dict[str, Any], emit: Sink) -> None:
                                "start every worker with the same convscope train arguments")
         if other["epochs_done"] != chief["epochs_done"]:
             raise ClusterError(
-                f"{name} has finished {_epochs(other)} but the chief {_epochs(chief)}",
+                f"{name} has {_epochs(other)} but the chief has {_epochs(chief)}",
                 "restart every worker of the run (a worker's backup folder was removed or replaced?)")
     emit(Status(f"all {len(spec.workers)} workers agree: dataset {chief['dataset']}, settings {chief['settings']}"
                 + (f", resuming after epoch {chief['epochs_done']}" if chief["epochs_done"] else "")))
 
 
 def _epochs(info: dict[str, Any]) -> str:
-    return "no run yet" if info["epochs_done"] is None else f"{info['epochs_done']} epoch(s)"
+    return "no run yet" if info["epochs_done"] is None else f"finished {info['epochs_done']} epoch(s)"
 
 
 def _lost_peer(error: Exception, spec: ClusterSpec) -> str | None:
