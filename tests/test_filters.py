@@ -199,9 +199,10 @@ def test_one_filter_per_image_equals_the_layer_s_own_output(options):
                                              ({"fpu", "avx2", "avx512f"}, "float32"),
                                              (set(), "float32")])
 def test_auto_precision_uses_bfloat16_only_where_the_cpu_has_bfloat16_units(monkeypatch, flags, expected):
+    from engine import precision
     from engine.inspect import filters
 
-    monkeypatch.setattr(filters, "_cpu_flags", lambda: flags)
+    monkeypatch.setattr(precision, "this_cpu_flags", lambda: frozenset(flags))
     assert filters.resolve_precision("auto") == expected
     assert filters.resolve_precision("float32") == "float32"  # an explicit choice is kept
     result = filters.generate_patterns(_model(), filters.FilterConfig(layer="tiny_base/conv2", count=2, steps=2,

@@ -61,10 +61,15 @@ class FiltersTab(InspectionTab):
         self.steps_spin.setRange(1, 1000)
         self.steps_spin.setValue(40)
         self.steps_spin.setToolTip("Gradient-ascent steps per filter (the book uses 40)")
-        from engine.inspect.filters import fast_bfloat16  # noqa: PLC0415 - no TensorFlow import
+        from engine.inspect.filters import auto_precision  # noqa: PLC0415
+        from engine.precision import gpu_compute_capability  # noqa: PLC0415
+
+        # the label asks TensorFlow about a GPU only if it is loaded already; the run itself always asks
+        auto, auto_reason = auto_precision(gpu=gpu_compute_capability(load_tensorflow=False))
 
         self.precision_combo = QComboBox(self)
-        self.precision_combo.addItem(f"Auto ({'bfloat16' if fast_bfloat16() else 'float32'} on this CPU)", "auto")
+        self.precision_combo.addItem(f"Auto ({auto} here)", "auto")
+        self.precision_combo.setItemData(0, auto_reason, Qt.ItemDataRole.ToolTipRole)
         self.precision_combo.addItem("float32", "float32")
         self.precision_combo.addItem("bfloat16", "bfloat16")
         self.precision_combo.setToolTip("bfloat16 is several times faster on CPUs with AMX or AVX-512-BF16 units "

@@ -90,7 +90,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             settings: dict[str, Any] = {"data": args.data, "strategy": args.strategy}
             for name in ("base", "preset", "epochs", "batch_size", "image_size", "learning_rate", "seed",
                          "augment", "augmentation", "finetune_from", "recipe", "head_pooling", "patience",
-                         "head_epochs", "head_from_run", "max_per_class", "runs_root", "distribute"):
+                         "head_epochs", "head_from_run", "max_per_class", "runs_root", "distribute", "precision"):
                 value = getattr(args, name, None)
                 if value is not None:
                     settings[name] = value
@@ -149,6 +149,9 @@ def _add_train(subparsers) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run after its last finished epoch")
     p.add_argument("--distribute", choices=("default", "mirrored"),
                    help="mirrored: tf.distribute.MirroredStrategy over all GPUs (or logical CPUs)")
+    p.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+                   help="numeric precision (default float32); auto: bfloat16 on CPUs with AMX/AVX512-BF16, "
+                        "float16 on GPUs with tensor cores, float32 elsewhere; the manifest records the choice")
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--cluster", metavar="HOST:PORT,...", help="train on several machines "

@@ -16,7 +16,6 @@ CPUs with those units.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 
@@ -36,33 +35,27 @@ from engine.tf_runtime import keras, tf
 
 BOOK_IMAGE_SIZE = 150
 PRECISIONS = ("float32", "bfloat16", "auto")
-# CPU features that run bfloat16 convolutions fast (Linux /proc/cpuinfo names). Without them
-# TensorFlow emulates bfloat16 and it is slower than float32.
-_FAST_BF16_FLAGS = {"amx_bf16", "avx512_bf16"}
 
 
-@functools.lru_cache(maxsize=1)  # read once: the GUI asks when the tab is built and at every run
-def _cpu_flags() -> frozenset[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return frozenset(line.partition(":")[2].split())
-    except OSError:  # not Linux: no flags known, so no bfloat16 by default
-        pass
-    return frozenset()
+def auto_precision(gpu=True):
+    """What "auto" runs and why: :func:`engine.precision.choose_precision`'s decision (bfloat16 on a CPU
+    with AMX or AVX-512-BF16 units: several times float32's speed there, patterns correlating with
+    float32's at min 0.946, mean 0.971; see docs/benchmarks_inspect.md), else float32.
+    On a GPU this module has no float16 path, so it runs float32 there. Returns (precision, reason)."""
+    from engine.precision import choose_precision  # noqa: PLC0415 (no TensorFlow import)
 
-
-def fast_bfloat16() -> bool:
-    """True when this CPU has bfloat16 units (AMX or AVX-512-BF16)."""
-    return bool(_cpu_flags() & _FAST_BF16_FLAGS)
+    choice = choose_precision("auto", gpu=gpu)
+    if choice.policy == "mixed_bfloat16":
+        return "bfloat16", choice.reason
+    if choice.policy == "mixed_float16":
+        return "float32", choice.reason + "; filter patterns have no float16 path"
+    return "float32", choice.reason
 
 
 def resolve_precision(precision: str) -> str:
-    """"auto" → "bfloat16" where the CPU runs it fast (11× the book's loop here against 3.2× in
-    float32, patterns correlating ≥ 0.95 with float32's), else "float32"; others unchanged."""
+    """"auto" → :func:`auto_precision`'s choice; others unchanged."""
     if precision == "auto":
-        return "bfloat16" if fast_bfloat16() else "float32"
+        return auto_precision()[0]
     return precision
 
 

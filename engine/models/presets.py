@@ -114,11 +114,12 @@ def binary(num_classes: int) -> bool:
 
 
 def classifier(x, num_classes: int, name: str = "predictions"):
-    """One sigmoid unit for two classes, a softmax otherwise."""
+    """One sigmoid unit for two classes, a softmax otherwise; in float32 even under a mixed policy
+    (Keras' mixed-precision advice: probabilities and the loss keep their precision)."""
     layers = keras().layers
     if binary(num_classes):
-        return layers.Dense(1, activation="sigmoid", name=name)(x)
-    return layers.Dense(num_classes, activation="softmax", name=name)(x)
+        return layers.Dense(1, activation="sigmoid", name=name, dtype="float32")(x)
+    return layers.Dense(num_classes, activation="softmax", name=name, dtype="float32")(x)
 
 
 def loss_for(num_classes: int) -> str:

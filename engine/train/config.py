@@ -48,6 +48,8 @@ class TrainConfig:
     - ``head_from_run``: finetune reuses the trained model of this finished features-augmented run
       instead of training phase 1.
     - ``max_per_class``: use at most this many images per class and subset (quick experiments).
+    - ``precision``: "float32", "mixed_bfloat16", "mixed_float16" or "auto" (see :mod:`engine.precision`:
+      bfloat16 only on CPUs with AMX/AVX-512-BF16, float16 only on GPUs with tensor cores).
     - ``out``: the run folder (default: a new dated folder under ``runs_root`` or the user's runs).
     """
 
@@ -75,6 +77,7 @@ class TrainConfig:
     out: str | None = None
     runs_root: str | None = None
     distribute: str = "default"
+    precision: str = "float32"
     tensorboard: bool = True
 
     # ----------------------------------------------------------------- derived values
@@ -173,6 +176,10 @@ class TrainConfig:
                                  "make their sum smaller than 1")
         if self.max_per_class is not None and (not _is_int(self.max_per_class) or self.max_per_class < 1):
             raise InvalidSetting(f"max per class {self.max_per_class} is invalid", "use 1 or more, or leave it unset")
+        from engine.precision import PRECISIONS  # noqa: PLC0415 (no TF at import)
+
+        if self.precision not in PRECISIONS:
+            raise InvalidSetting(f"unknown precision '{self.precision}'", f"choose one of: {', '.join(PRECISIONS)}")
         if self.distribute not in DISTRIBUTIONS:
             raise InvalidSetting(f"unknown distribution '{self.distribute}'", f"choose one of: {', '.join(DISTRIBUTIONS)}")
         if self.head_from_run is not None:

@@ -34,6 +34,7 @@ from typing import Any, Callable
 from engine import __version__, atomic
 from engine.errors import ConvScopeError, DatasetError, InvalidSetting
 from engine.memory import available_memory as _available_memory  # patched by tests
+from engine.precision import choose_precision, keras_policy
 from engine.events import (
     BatchProgress,
     CancelToken,
@@ -199,6 +200,7 @@ def _write_run_files(run_dir: Path, cfg: TrainConfig, split, scan_result) -> Non
         "split_counts": split.counts(),
         "split_folder": rundir.SPLIT,
         "cpu_count": os.cpu_count(),
+        "precision": choose_precision(cfg.precision).to_dict(),  # what was used and why
     }
     atomic.write_json(run_dir / rundir.MANIFEST, manifest)
 
@@ -253,7 +255,8 @@ def _run(run_dir: Path, cfg: TrainConfig, split, emit: Sink, cancel: CancelToken
     status = "finished"
     try:
         try:
-            runner(ctx)
+            with keras_policy(choose_precision(cfg.precision).policy):
+                runner(ctx)
         except JobCancelled:
             status = "cancelled"
         if ctx.finalize is not None:

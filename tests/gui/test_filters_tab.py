@@ -58,10 +58,11 @@ def test_gallery_has_the_requested_filters_live_and_enlarges(qtbot, context, tmp
     assert progress and progress[-1][0] == progress[-1][1]  # per-step progress reached the end
     assert tab.progress.format() == "Done"
     # the default precision is the CPU's fast one, and the status says which ran
-    from engine.inspect.filters import fast_bfloat16
+    from engine.inspect.filters import resolve_precision
 
     assert tab.precision_combo.currentData() == "auto"
-    assert tab.result.precision == ("bfloat16" if fast_bfloat16() else "float32")
+    assert tab.result.precision == resolve_precision("auto")
+    assert tab.precision_combo.itemText(0) == f"Auto ({tab.result.precision} here)"
     assert f"({tab.result.precision})" in tab.status.text()
     # click the third pattern (filter 4)
     tab.gallery_view.click_pixel((2 % cols) * (32 + MARGIN) + 5, (2 // cols) * (32 + MARGIN) + 5)
