@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,24 +27,32 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     target = Path(target)
     tmp: Path | None = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=suffix if suffix is not None else target.suffix + ".tmp",
-            dir=target.parent,
-        )
-        os.close(fd)
-        tmp = Path(tmp_name)
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        with full_disk_names(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=f".{target.name}.", suffix=suffix if suffix is not None else target.suffix + ".tmp",
+                dir=target.parent,
+            )
+            os.close(fd)
+            tmp = Path(tmp_name)
+            yield tmp
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+    finally:
+        if tmp is not None and tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def full_disk_names(target: Path) -> Iterator[None]:
+    """Turn "no space left" raised inside into :class:`DiskFullError` naming ``target``; re-raise the rest."""
+    try:
+        yield
     except Exception as error:  # noqa: BLE001 - only "disk full" is translated; the rest re-raised
         if _disk_full(error):
             raise _disk_full_error(target) from error
         raise
-    finally:
-        if tmp is not None and tmp.exists():
-            tmp.unlink()
 
 
 _FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -54,6 +63,8 @@ def _disk_full(error: BaseException | None) -> bool:
     seen = 0
     while error is not None and seen < 8:
         if isinstance(error, OSError) and error.errno in _FULL:
+            return True
+        if "No space left on device" in str(error):  # TensorFlow's writers raise their own types
             return True
         error = error.__cause__ or error.__context__
         seen += 1
@@ -96,6 +107,51 @@ def make_folder(path: str | os.PathLike, *, exist_ok: bool = False) -> Path:
         raise DiskFullError(f"disk full: could not create the folder '{path}' (no space left on its device)",
                             _DISK_FULL_FIX) from error
     return path
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | os.PathLike, *, replace: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder next to ``target``; on success it becomes ``target``.
+
+    On any exception the temporary folder is removed and ``target`` is left as it was. An existing
+    ``target`` is refused (:class:`FileExistsError`) unless ``replace``; then it is swapped out only
+    after the new folder is complete. The body may move the folder away itself (e.g. to keep a
+    failed result under another name); then nothing is published.
+    """
+    target = Path(target)
+    stage: Path | None = None
+    try:
+        with full_disk_names(target):
+            make_folder(target.parent, exist_ok=True)
+            stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+            yield stage
+            if stage.exists():
+                publish_folder(stage, target, replace=replace)
+    finally:
+        if stage is not None and stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def publish_folder(source: Path, target: Path, *, replace: bool = False) -> None:
+    """Rename the complete folder ``source`` to ``target`` (same filesystem). An existing ``target``
+    is moved aside first and removed only once ``source`` is in place (put back if that fails)."""
+    if not (target.exists() or target.is_symlink()):
+        os.replace(source, target)
+        return
+    if not replace:
+        raise FileExistsError(errno.EEXIST, "destination exists", str(target))
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.rmdir(old)
+    os.replace(target, old)
+    try:
+        os.replace(source, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink()
 
 
 def write_bytes(target: str | os.PathLike, data: bytes) -> None:

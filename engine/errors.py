@@ -45,3 +45,11 @@ class DiskFullError(ConvScopeError):
 
 class IntrospectionError(ConvScopeError):
     """An activation / filter / CAM request does not fit the model (no conv layer, bad class...)."""
+
+
+class ExportError(ConvScopeError):
+    """A model cannot be exported to the requested format (an op the format lacks, a runtime that fails)."""
+
+
+class ParityError(ExportError):
+    """The exported artifact does not compute what the Keras model computes (kept under a .failed name)."""
