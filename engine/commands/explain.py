@@ -50,6 +50,11 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="PNG", help="where to write the overlay")
     p.add_argument("--save-heatmap", metavar="NPY",
                    help="also save the float heatmap (0..1) as .npy, at the size of the image it is drawn over")
+    p.add_argument("--score", action="store_true",
+                   help="also measure how far to trust the map: deletion/insertion AUCs (RISE), ROAD scores, the "
+                        "same for a random map and a centred blob, and a sanity check (Spearman correlation with "
+                        "the map after randomising the top layers)")
+    p.add_argument("--steps", type=int, default=20, metavar="N", help="steps of each --score curve (default 20)")
     _output_args(p, "print the result as JSON")
     p.set_defaults(func=run_gradcam)
 
@@ -65,22 +70,36 @@ def run_gradcam(args: argparse.Namespace) -> int:
     request = ExplainRequest(method=args.method, class_=args.class_, layer=args.layer, input=args.input,
                              target=args.target, output_index=args.output_index)
     request.validate()
+    config = None
+    if args.score:
+        from engine.inspect.faithfulness import FaithfulnessConfig  # noqa: PLC0415
+
+        config = FaithfulnessConfig(steps=args.steps)
+        config.validate()
+    total = 4 if args.score else 3
     sink = _sink(args, args.method)
+    trust = None
     try:
-        sink(Progress(done=0, total=3, message=f"loading {args.model}"))
+        sink(Progress(done=0, total=total, message=f"loading {args.model}"))
         loaded = _load(args)
         image = _read_image(args.image)
-        sink(Progress(done=1, total=3, message=f"computing {args.method}"))
+        sink(Progress(done=1, total=total, message=f"computing {args.method}"))
         result = explain(loaded, image, request)
-        sink(Progress(done=2, total=3, message=f"writing {out}"))
+        if config is not None:
+            from engine.inspect.explain import assess  # noqa: PLC0415
+
+            sink(Progress(done=2, total=total, message="scoring the map (faithfulness curves, sanity check)"))
+            trust = assess(loaded, result, config)
+        sink(Progress(done=total - 1, total=total, message=f"writing {out}"))
         _write_png(out, overlay(result.shown, result.heatmap, alpha=args.alpha))
         if heat_out is not None:
             _write_npy(heat_out, result.heatmap.astype(np.float32))
-        sink(Progress(done=3, total=3, message="done"))
+        sink(Progress(done=total, total=total, message="done"))
     finally:
         getattr(sink, "close", lambda: None)()
     data = {**result.to_dict(), "model": loaded.label, "image": args.image, "out": str(out),
-            "heatmap": str(heat_out) if heat_out else None}
+            "heatmap": str(heat_out) if heat_out else None,
+            "faithfulness": trust.to_dict() if trust is not None else None}
     if args.json_events:
         _json_result(data)
     elif args.json:
@@ -90,5 +109,7 @@ def run_gradcam(args: argparse.Namespace) -> int:
         say(f"{cam.method} of class {cam.class_index} ({result.class_name}), probability {cam.score:.3g}, "
             f"at layer {cam.layer}, target {cam.target}")
         say(f"Input: {result.input_text}")
+        for line in trust.lines() if trust is not None else []:
+            say(line)
         say(f"Wrote {out}" + (f" and {heat_out}" if heat_out else ""))
     return 0

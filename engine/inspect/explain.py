@@ -213,3 +213,51 @@ def explain(loaded, image: np.ndarray, request: ExplainRequest, cancel=None) -> 
         input_text=described, cam=cam, class_name=names[cam.class_index], top=top, crop_top=crop_top,
         input_mode=request.input,
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# how far to trust it
+
+
+@dataclass(frozen=True)
+class Trust:
+    """The faithfulness scores of an explanation and, when asked, its sanity check."""
+
+    faithfulness: object  # engine.inspect.faithfulness.Faithfulness
+    sanity: object | None = None  # engine.inspect.sanity.SanityCheck
+
+    def lines(self) -> list[str]:
+        f = self.faithfulness
+        e = f.explained
+        lines = [f.verdict(),
+                 f"deletion AUC {e.deletion.auc:.3f} (lower is better), insertion AUC {e.insertion.auc:.3f} (higher)"]
+        if e.road_morf is not None:
+            lines.append(f"ROAD: most relevant first {e.road_morf.auc:.3f} (lower is better), least relevant "
+                         f"first {e.road_lerf.auc:.3f} (higher)")
+        for name, scores in f.baselines.items():
+            label = {"random": "random map", "blob": "centred blob"}.get(name, name)
+            lines.append(f"{label}: deletion {scores.deletion.auc:.3f}, insertion {scores.insertion.auc:.3f}")
+        if self.sanity is not None:
+            lines.append(self.sanity.summary())
+        return lines
+
+    def to_dict(self) -> dict:
+        return {**self.faithfulness.to_dict(), "sanity": None if self.sanity is None else self.sanity.to_dict()}
+
+
+def assess(loaded, explanation: Explanation, config=None, sanity: bool = True, cancel=None) -> Trust:
+    """Faithfulness curves (and baselines) of ``explanation``'s map on the array the model explained,
+    and the cascading-randomisation sanity check of its method."""
+    from engine.inspect.faithfulness import faithfulness  # noqa: PLC0415
+    from engine.inspect.sanity import sanity_check  # noqa: PLC0415
+
+    cam = explanation.cam
+    scores = faithfulness(loaded.model, explanation.input_array, cam.heatmap, cam.class_index, config,
+                          output_index=cam.output_index, low_res=cam.raw.shape if cam.raw is not None else None,
+                          cancel=cancel)
+    check = None
+    if sanity:
+        check = sanity_check(loaded.model, explanation.input_array, cam.class_index, cam.method,
+                             None if cam.layer == "input" else cam.layer, cam.output_index, cam.target,
+                             original=cam.raw, cancel=cancel)
+    return Trust(scores, check)

@@ -1,0 +1,224 @@
+"""How far to trust a heatmap: deletion/insertion curves, ROAD, two baselines, all in few forward passes.
+
+- **Deletion / insertion** (Petsiuk et al., RISE, 2018): the pixels are removed (set to black) or
+  revealed (onto a blurred copy) in order of heat, in ``steps`` equal steps, and the class
+  probability recorded; the area under each curve (fraction removed 0..1 on x) summarises it: a
+  faithful map has a low deletion AUC and a high insertion AUC.
+- **ROAD** (Rong et al., 2022): removed pixels are imputed from their neighbours with noise
+  (:mod:`engine.inspect.imputation`) instead of a constant, most relevant first (MoRF, low is
+  faithful) and least relevant first (LeRF, high is faithful), 0..95% removed.
+- **Baselines** on the same image: a random map (uniform noise at the map's own resolution,
+  upsampled) and a centred Gaussian blob; without them a number means little. They get the
+  deletion and insertion curves (ROAD's imputation costs ~60 ms an image: it is kept for the map).
+
+Every perturbed image of every curve is scored in batches of ``batch_size`` through the compiled
+image scorer of :mod:`engine.inspect.cam.methods` (``batch_size=1`` is the one-pass-per-step
+reference the benchmark compares against). Ties in the heat (a ReLU'd map is often flat zero) are
+broken by a seeded random order, so the result is reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.errors import InvalidSetting
+from engine.inspect import imputation
+from engine.inspect.cam.methods import INPUT, build_passes
+
+BLUR_SIGMA = 5.0  # RISE's insertion start: the image under a Gaussian blur (their σ = 5 at 224 px)
+VERDICT_FRACTION = 0.10
+
+
+@dataclass(frozen=True)
+class FaithfulnessConfig:
+    steps: int = 20
+    road: bool = True
+    baselines: bool = True
+    batch_size: int = 32
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not 2 <= self.steps <= 200:
+            raise InvalidSetting(f"faithfulness steps {self.steps} out of range", "use 2 to 200 steps")
+        if self.batch_size < 1:
+            raise InvalidSetting(f"batch size {self.batch_size} must be at least 1")
+
+
+@dataclass(frozen=True)
+class Curve:
+    fractions: np.ndarray = field(repr=False)  # share of pixels removed (deletion, ROAD) or revealed (insertion)
+    scores: np.ndarray = field(repr=False)  # the class probability at each fraction
+
+    @property
+    def auc(self) -> float:
+        return float(np.trapezoid(self.scores, self.fractions))
+
+    def at(self, fraction: float) -> float:
+        return float(np.interp(fraction, self.fractions, self.scores))
+
+    def to_dict(self) -> dict:
+        return {"auc": self.auc, "fractions": [round(float(f), 4) for f in self.fractions],
+                "scores": [float(s) for s in self.scores]}
+
+
+@dataclass(frozen=True)
+class MapScores:
+    deletion: Curve
+    insertion: Curve
+    road_morf: Curve | None = None
+    road_lerf: Curve | None = None
+
+    def drop_at(self, fraction: float = VERDICT_FRACTION) -> float:
+        """Relative fall of the class probability once the top ``fraction`` of the map is deleted."""
+        start = float(self.deletion.scores[0])
+        return (start - self.deletion.at(fraction)) / start if start > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        data = {"deletion_auc": self.deletion.auc, "insertion_auc": self.insertion.auc,
+                "drop_at_10_percent": self.drop_at()}
+        if self.road_morf is not None and self.road_lerf is not None:
+            data.update(road_morf_auc=self.road_morf.auc, road_lerf_auc=self.road_lerf.auc,
+                        road_gap=self.road_lerf.auc - self.road_morf.auc)
+        return data
+
+
+@dataclass(frozen=True)
+class Faithfulness:
+    explained: MapScores
+    baselines: dict = field(default_factory=dict)  # "random" / "blob" → MapScores
+    probability: float = 0.0  # the class probability on the unperturbed image
+
+    def verdict(self) -> str:
+        text = (f"removing the top {VERDICT_FRACTION:.0%} hottest pixels drops the score by "
+                f"{self.explained.drop_at():.0%}")
+        if "random" in self.baselines:
+            text += f"; a random map: {self.baselines['random'].drop_at():.0%}"
+        return text
+
+    def to_dict(self) -> dict:
+        return {"probability": self.probability, "verdict": self.verdict(), **self.explained.to_dict(),
+                "curves": {"deletion": self.explained.deletion.to_dict(),
+                           "insertion": self.explained.insertion.to_dict()},
+                "baselines": {name: scores.to_dict() for name, scores in self.baselines.items()}}
+
+
+# ----------------------------------------------------------------------------------------------
+# maps and orders
+
+
+def random_map(shape: tuple[int, int], low_res: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Uniform noise at ``low_res`` (the explained map's own resolution), upsampled to ``shape``."""
+    import cv2  # noqa: PLC0415
+
+    noise = rng.random(low_res).astype(np.float32)
+    return cv2.resize(noise, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def centred_blob(shape: tuple[int, int]) -> np.ndarray:
+    height, width = shape
+    sigma = 0.25 * min(height, width)
+    yy, xx = np.mgrid[:height, :width]
+    return np.exp(-(((yy - (height - 1) / 2) ** 2 + (xx - (width - 1) / 2) ** 2) / (2 * sigma**2))).astype(np.float32)
+
+
+def heat_order(heatmap: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Flat pixel indices, hottest first; ties in a seeded random order."""
+    flat = np.asarray(heatmap, np.float64).ravel()
+    return np.lexsort((rng.random(flat.size), -flat))
+
+
+def _counts(fractions: np.ndarray, n: int) -> np.ndarray:
+    return np.round(fractions * n).astype(int)
+
+
+def perturbations(image: np.ndarray, order: np.ndarray, steps: int, road: bool, rng: np.random.Generator):
+    """The curves' images, in blocks: (name, fractions, images (k, H, W, C))."""
+    import cv2  # noqa: PLC0415
+
+    height, width = image.shape[:2]
+    n = height * width
+    fractions = np.linspace(0.0, 1.0, steps + 1)
+    blurred = cv2.GaussianBlur(image, (0, 0), BLUR_SIGMA)
+    flat, blur_flat = image.reshape(n, -1), blurred.reshape(n, -1)
+    deletion, insertion = [], []
+    for count in _counts(fractions, n):
+        taken = order[:count]
+        gone = flat.copy()
+        gone[taken] = 0.0
+        deletion.append(gone.reshape(image.shape))
+        shown = blur_flat.copy()
+        shown[taken] = flat[taken]
+        insertion.append(shown.reshape(image.shape))
+    yield "deletion", fractions, np.stack(deletion)
+    yield "insertion", fractions, np.stack(insertion)
+    if road:
+        road_fractions = np.arange(steps) / steps  # 0 .. 95 %: with nothing kept there is nothing to impute from
+        for name, ranking in (("road_morf", order), ("road_lerf", order[::-1])):
+            images = []
+            for count in _counts(road_fractions, n):
+                removed = np.zeros(n, bool)
+                removed[ranking[:count]] = True
+                images.append(imputation.impute(image, removed.reshape(height, width), rng))
+            yield name, road_fractions, np.stack(images)
+
+
+# ----------------------------------------------------------------------------------------------
+# scoring
+
+
+def image_scorer(model, class_index: int, input_shape, output_index: int = 0, batch_size: int = 32):
+    """images (n, H, W, C) → the class probability of each, ``batch_size`` images per forward pass."""
+    from engine.inspect.layers import single_input_shape  # noqa: PLC0415
+    from engine.tf_runtime import tf  # noqa: PLC0415
+
+    own = tuple(single_input_shape(model)[1:])
+    shape = None if tuple(input_shape) == own else tuple(input_shape)
+    passes = build_passes(model, INPUT, output_index, "probability", shape)
+    t = tf()
+    c = t.constant(int(class_index), dtype="int32")
+
+    def score(images: np.ndarray) -> np.ndarray:
+        out = [np.asarray(passes.score_images(t.constant(images[i:i + batch_size]), c)[1])
+               for i in range(0, images.shape[0], batch_size)]
+        return np.concatenate(out).astype(np.float64)
+
+    return score
+
+
+def score_map(score, image: np.ndarray, heatmap: np.ndarray, config: FaithfulnessConfig,
+              rng: np.random.Generator, road: bool | None = None, cancel=None) -> MapScores:
+    """The curves of one heatmap (at the image's size) on one image."""
+    curves = {}
+    order = heat_order(heatmap, rng)
+    for name, fractions, images in perturbations(image, order, config.steps,
+                                                  config.road if road is None else road, rng):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        curves[name] = Curve(fractions, score(images))
+    return MapScores(**curves)
+
+
+def faithfulness(model, image: np.ndarray, heatmap: np.ndarray, class_index: int,
+                 config: FaithfulnessConfig | None = None, output_index: int = 0,
+                 low_res: tuple[int, int] | None = None, cancel=None) -> Faithfulness:
+    """Score ``heatmap`` (at the size of ``image``, the array the model explained) and the baselines.
+
+    ``low_res``: the explained map's own resolution, for the random baseline (default: 7×7)."""
+    config = config or FaithfulnessConfig()
+    config.validate()
+    image = np.asarray(image, np.float32)
+    shape = image.shape[:2]
+    if tuple(np.shape(heatmap)) != shape:
+        raise InvalidSetting(f"heatmap shape {np.shape(heatmap)} differs from the image's {shape}",
+                             "score the map at the size of the array the model explained")
+    score = image_scorer(model, class_index, image.shape, output_index, config.batch_size)
+    rng = np.random.default_rng(config.seed)
+    explained = score_map(score, image, heatmap, config, rng, cancel=cancel)
+    baselines = {}
+    if config.baselines:
+        maps = {"random": random_map(shape, low_res or (7, 7), rng), "blob": centred_blob(shape)}
+        for name, other in maps.items():
+            baselines[name] = score_map(score, image, other, config, rng, road=False, cancel=cancel)
+    return Faithfulness(explained=explained, baselines=baselines, probability=float(explained.deletion.scores[0]))
