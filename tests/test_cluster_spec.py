@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from types import SimpleNamespace
 
 import pytest
 
 from engine.errors import InvalidSetting
 from engine.train.cluster import ClusterTrainConfig, settings_digest, split_digest, worker_folder
-from engine.train.cluster_spec import ClusterSpec, port_open, worker_command
+from engine.train.cluster_spec import ClusterSpec, port_open, train_arguments, worker_command
 from engine.train.config import TrainConfig
 from imagegen import make_shapes_dataset
 
@@ -121,3 +122,28 @@ def test_cli_refuses_resume_with_cluster(tmp_path, capsys):
 
     assert main(["train", "--resume", str(tmp_path), "--cluster", "h1:1,h2:2", "--task", "0"]) == 2
     assert "--resume and --cluster cannot be combined" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("settings", [
+    {},
+    {"strategy": "finetune", "base": "vgg16-book", "head_epochs": 2, "finetune_from": "block5_conv1",
+     "learning_rate": 1e-5, "augment": True, "augmentation": "book", "tensorboard": False},
+    {"strategy": "features", "augment": False, "head_pooling": "avg", "recipe": "book", "max_per_class": 10,
+     "image_size": 96, "batch_size": 16, "seed": 3, "patience": 0},
+])
+def test_train_arguments_give_the_same_config_through_the_cli(tmp_path, monkeypatch, settings):
+    """What the GUI shows each worker must train exactly what the chief trains."""
+    from engine.cli import build_parser
+    from engine.commands import training
+
+    config = TrainConfig(data=str(tmp_path / "my data"), out=str(tmp_path / "run"), **settings)
+    seen = []
+
+    def train_cluster(cluster_config, emit, cancel):
+        seen.append(cluster_config)
+        return SimpleNamespace(status="finished")
+
+    monkeypatch.setattr("engine.train.cluster.train_cluster", train_cluster)
+    args = build_parser().parse_args(["train", *train_arguments(config), "--cluster", "h1:1,h2:2", "--task", "1"])
+    assert training._cmd_train(args) == 0
+    assert seen[0].train == config and seen[0].cluster.task == 1

@@ -65,7 +65,8 @@ class ClusterTrainConfig:
             raise InvalidSetting(f"--distribute {self.train.distribute} cannot be combined with --cluster",
                                  "leave it out: each worker of a cluster trains on all of its own GPUs")
         dataclasses.replace(self.train, out=None).validate()
-        check_writable(Path(self.train.out), "run folder")
+        if self.cluster.is_chief:  # elsewhere --out only names the run: the chief's path may not exist there
+            check_writable(Path(self.train.out), "run folder")
 
 
 def worker_folder(config: ClusterTrainConfig) -> Path:

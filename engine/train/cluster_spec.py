@@ -112,6 +112,36 @@ class ClusterSpec:
         return hashlib.sha256(f"{run_name}\n{hosts}".encode()).hexdigest()[:10]
 
 
+# TrainConfig fields the `convscope train` command line can set, with their flags.
+_FLAGS = {"strategy": "--strategy", "base": "--base", "preset": "--preset", "epochs": "--epochs",
+          "head_epochs": "--head-epochs", "batch_size": "--batch-size", "image_size": "--image-size",
+          "learning_rate": "--learning-rate", "recipe": "--recipe", "head_pooling": "--head-pooling",
+          "augmentation": "--augmentation", "seed": "--seed", "patience": "--patience",
+          "finetune_from": "--finetune-from", "head_from_run": "--head-from-run",
+          "max_per_class": "--max-per-class", "out": "--out"}
+
+
+def train_arguments(config) -> list[str]:
+    """The ``convscope train`` arguments that give ``config`` (a TrainConfig) on another machine:
+    every setting that differs from the default, the data and the run folder."""
+    from engine.train.config import TrainConfig  # noqa: PLC0415 (no TensorFlow)
+
+    defaults = TrainConfig(data=config.data)
+    if (config.validation_fraction, config.test_fraction) != (defaults.validation_fraction, defaults.test_fraction):
+        raise InvalidSetting("the command line has no setting for the validation and test fractions",
+                             "train the cluster with the default fractions")
+    args = ["--data", str(config.data)]
+    for name, flag in _FLAGS.items():
+        value = getattr(config, name)
+        if value is not None and value != getattr(defaults, name):
+            args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    if config.augment is not None:
+        args.append("--augment" if config.augment else "--no-augment")
+    if not config.tensorboard:
+        args.append("--no-tensorboard")
+    return args
+
+
 def worker_command(spec: ClusterSpec, task: int, train_args: list[str]) -> str:
     """The exact command worker ``task`` runs: the same ``convscope train`` arguments, its own task."""
     args = ["convscope", "train", *train_args, "--cluster", ",".join(spec.workers), "--task", str(task)]
