@@ -8,85 +8,24 @@ one per event-loop turn right after it (or at once when something asks for them:
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sys
-from collections.abc import MutableMapping
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QByteArray, QTimer, Signal, Slot
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 from app.context import AppContext
+from app.tab_registry import TAB_TITLES, LazyTabs, load_tab_class
 from app.widgets.job_progress import JobProgress
 from app.theme import app_icon
+from app.window_menus import build_menus
 
 log = logging.getLogger("convscope.app")
 
-# (module, class) in display order. Ctrl+1..7 follow this order.
-TAB_REGISTRY: list[tuple[str, str]] = [
-    ("app.tabs.dataset", "DatasetTab"),
-    ("app.tabs.training", "TrainingTab"),
-    ("app.tabs.evaluation", "EvaluationTab"),
-    ("app.tabs.activations", "ActivationsTab"),
-    ("app.tabs.filters", "FiltersTab"),
-    ("app.tabs.gradcam", "GradCamTab"),
-    ("app.tabs.model_graph", "ModelTab"),
-]
-# The tabs' titles (each class's ``title``), known without importing the tab modules.
-TAB_TITLES: list[str] = ["Dataset", "Training", "Evaluation", "Activations", "Filters", "Grad-CAM", "Model"]
-
 DEFAULT_SIZE = (1280, 800)
-
-
-def load_tab_class(index: int) -> type:
-    module_name, class_name = TAB_REGISTRY[index]
-    return getattr(importlib.import_module(module_name), class_name)
-
-
-def load_tab_classes() -> list[type]:
-    return [load_tab_class(index) for index in range(len(TAB_REGISTRY))]
-
-
-class LazyTabs(MutableMapping):
-    """title → tab, building a tab the first time it is looked up (``dict`` semantics otherwise;
-    a test may put its own object under a title)."""
-
-    def __init__(self, window: MainWindow) -> None:
-        self._window = window
-        self._built: dict[str, QWidget] = {}
-        self._order = list(TAB_TITLES)
-
-    def __getitem__(self, title: str):
-        if title not in self._built:
-            if title not in self._order:
-                raise KeyError(title)
-            self._window._build_tab(self._order.index(title))
-        return self._built[title]
-
-    def __setitem__(self, title: str, tab) -> None:
-        if title not in self._order:
-            self._order.append(title)
-        self._built[title] = tab
-
-    def __delitem__(self, title: str) -> None:
-        del self._built[title]
-        self._order.remove(title)
-
-    def __iter__(self):
-        return iter(list(self._order))
-
-    def __len__(self) -> int:
-        return len(self._order)
-
-    def __contains__(self, title) -> bool:
-        return title in self._order
-
-    def built(self) -> dict[str, QWidget]:
-        """The tabs built so far (no building)."""
-        return dict(self._built)
 
 
 class MainWindow(QMainWindow):
@@ -118,9 +57,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tab_widget)
         context.show_tab.connect(self.show_tab)
 
-        self._build_menu()
+        build_menus(self)
         self._build_status_bar()
-        self._build_shortcuts()
         self._restore_state()
         self._build_tab(self.tab_widget.currentIndex())
         self.tab_widget.currentChanged.connect(self._on_tab_changed)
@@ -158,39 +96,6 @@ class MainWindow(QMainWindow):
         return self._build_tab(index) if 0 <= index < len(TAB_TITLES) else None
 
     # ---- assembly
-    def _build_menu(self) -> None:
-        menu = self.menuBar().addMenu("&File")
-        self.open_dataset_action = QAction("Open &dataset folder…", self)
-        self.open_dataset_action.setShortcut(QKeySequence("Ctrl+O"))
-        self.open_dataset_action.triggered.connect(self.open_dataset)
-        menu.addAction(self.open_dataset_action)
-        self.open_model_action = QAction("Open &model (.keras)…", self)
-        self.open_model_action.setShortcut(QKeySequence("Ctrl+Shift+O"))
-        self.open_model_action.triggered.connect(self.open_model_file)
-        menu.addAction(self.open_model_action)
-        menu.addSeparator()
-        self.recent_datasets_menu = menu.addMenu("Recent datasets")
-        self.recent_runs_menu = menu.addMenu("Recent runs")
-        self.recent_datasets_menu.aboutToShow.connect(self._fill_recent_menus)
-        self.recent_runs_menu.aboutToShow.connect(self._fill_recent_menus)
-        self._fill_recent_menus()
-        menu.addSeparator()
-        quit_action = QAction("&Quit", self)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        menu.addAction(quit_action)
-
-        run_menu = self.menuBar().addMenu("&Run")
-        self.start_training_action = QAction("Start &training", self)
-        self.start_training_action.setShortcut(QKeySequence("Ctrl+R"))
-        self.start_training_action.triggered.connect(self.start_training)
-        run_menu.addAction(self.start_training_action)
-        self.cancel_action = QAction("&Cancel the current tab's job", self)
-        self.cancel_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
-        self.cancel_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        self.cancel_action.triggered.connect(self.cancel_current)
-        run_menu.addAction(self.cancel_action)
-
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
         self.tf_label = QLabel("Loading TensorFlow…")
@@ -202,21 +107,8 @@ class MainWindow(QMainWindow):
         self.context.tf_ready.connect(self._on_tf_ready)
         self.context.runner.error_reported.connect(self._on_error_reported)
 
-    def _build_shortcuts(self) -> None:
-        """A View menu with one action per tab (Ctrl+1..7)."""
-        view = self.menuBar().addMenu("&View")
-        self.tab_actions: list[QAction] = []
-        for index in range(self.tab_widget.count()):
-            action = QAction(self.tab_widget.tabText(index), self)
-            if index < 9:
-                action.setShortcut(QKeySequence(f"Ctrl+{index + 1}"))
-            action.setData(index)
-            action.triggered.connect(self._switch_to_tab_action)
-            view.addAction(action)
-            self.tab_actions.append(action)
-
     @Slot()
-    def _switch_to_tab_action(self) -> None:
+    def switch_to_tab_action(self) -> None:
         action = self.sender()
         if isinstance(action, QAction):
             self.tab_widget.setCurrentIndex(int(action.data()))
@@ -290,37 +182,6 @@ class MainWindow(QMainWindow):
         for job in self.context.runner.running_jobs():
             if not job.background:
                 job.cancel()
-
-    def _fill_recent_menus(self) -> None:
-        settings = self.context.settings
-        for menu, kind, handler in (
-            (self.recent_datasets_menu, "datasets", self._open_recent_dataset),
-            (self.recent_runs_menu, "runs", self._open_recent_run),
-        ):
-            menu.clear()
-            items = settings.recent(kind)
-            if not items:
-                empty = menu.addAction("(none yet)")
-                empty.setEnabled(False)
-            for path in items:
-                action = menu.addAction(path)
-                action.setData(path)
-                action.triggered.connect(handler)
-
-    @Slot()
-    def _open_recent_dataset(self) -> None:
-        action = self.sender()
-        tab = self.show_tab("Dataset")
-        if tab is not None and isinstance(action, QAction):
-            tab.open_folder(str(action.data()))
-
-    @Slot()
-    def _open_recent_run(self) -> None:
-        action = self.sender()
-        if not isinstance(action, QAction):
-            return
-        self.show_tab("Evaluation")
-        self.context.open_run.emit(str(action.data()))
 
     @Slot()
     def _on_tf_ready(self) -> None:

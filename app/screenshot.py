@@ -142,18 +142,18 @@ def _take(app, work: Path, out: Path) -> list[Path]:
 
     # Training: a tiny run; the Evaluation tab evaluates it when it finishes
     training = window.show_tab("Training")
-    training.strategy_combo.setCurrentIndex(training.strategy_combo.findData("features"))
-    training.base_combo.setCurrentIndex(max(training.base_combo.findData("efficientnet-lite0"), 0))
-    training.epochs_spin.setValue(8)
-    training.batch_spin.setValue(16)
-    training.size_spin.setValue(0)
-    training.limit_spin.setValue(100)
-    training.augment_check.setChecked(False)
+    training.form.strategy_combo.setCurrentIndex(training.form.strategy_combo.findData("features"))
+    training.form.base_combo.setCurrentIndex(max(training.form.base_combo.findData("efficientnet-lite0"), 0))
+    training.form.epochs_spin.setValue(8)
+    training.form.batch_spin.setValue(16)
+    training.form.size_spin.setValue(0)
+    training.form.limit_spin.setValue(100)
+    training.form.augment_check.setChecked(False)
     evaluation = window.tab("Evaluation")
     waiter.wait(training.done, 300_000, training.start)
     waiter.wait(evaluation.done, 120_000)
     if training.current_run:
-        training.set_run_checked(training.current_run, False)
+        training.runs.set_run_checked(training.current_run, False)
     training.curves.flush()
 
     # Inspection tabs: the ImageNet base on the bundled photo

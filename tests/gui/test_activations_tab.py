@@ -9,6 +9,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from app.tabs.activations import ActivationsTab
+from models import book_nested, convnet, loaded
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("tf_context")]  # these tabs need TensorFlow
 
@@ -23,45 +24,12 @@ def image_path(tmp_path):
     return str(path)
 
 
-def _loaded(model, **kw):
-    from engine.models.loading import LoadedModel
-
-    return LoadedModel(model=model, class_names=kw.get("class_names"), kind="file", input_size=None,
-                       label=model.name, source=f"{model.name}.keras")
-
-
-def _two_conv():
-    import keras
-
-    return keras.Sequential([
-        keras.Input((32, 32, 3)),
-        keras.layers.Rescaling(1 / 255.0, name="rescale"),
-        keras.layers.Conv2D(6, 3, activation="relu", name="conv_a"),
-        keras.layers.MaxPooling2D(name="pool"),
-        keras.layers.Conv2D(10, 3, activation="relu", name="conv_b"),
-        keras.layers.Flatten(name="flatten"),
-        keras.layers.Dense(1, activation="sigmoid", name="out"),
-    ], name="two_conv")
-
-
-def _book_shape():
-    import keras
-
-    inp = keras.Input((32, 32, 3))
-    x = keras.layers.Conv2D(4, 3, activation="relu", name="block1_conv")(inp)
-    x = keras.layers.MaxPooling2D(name="block1_pool")(x)
-    x = keras.layers.Conv2D(8, 3, activation="relu", name="block2_conv")(x)
-    base = keras.Model(inp, x, name="tiny_base")
-    return keras.Sequential([keras.Input((32, 32, 3)), base, keras.layers.Flatten(),
-                             keras.layers.Dense(1, activation="sigmoid", name="out")], name="book")
-
-
 def test_grid_has_one_tile_per_channel_and_click_enlarges(qtbot, context, image_path, open_tab):
     from app.tabs.activations import GRID_MARGIN
 
     tab = open_tab(ActivationsTab)
     tab.per_row.setValue(16)
-    context.set_model(_loaded(_two_conv()))
+    context.set_model(loaded(convnet(pool=True, flatten=True, classes=1)))
     assert tab.current_layer == "conv_a"  # the first conv layer is chosen by default
     with qtbot.waitSignal(tab.done, timeout=60_000):
         tab.show_image(image_path)
@@ -88,7 +56,7 @@ def test_grid_has_one_tile_per_channel_and_click_enlarges(qtbot, context, image_
 def test_nested_base_is_a_tree_and_inner_layers_work(qtbot, context, image_path, open_tab):
     tab = open_tab(ActivationsTab)
     tab.per_row.setValue(16)
-    context.set_model(_loaded(_book_shape()))
+    context.set_model(loaded(book_nested()))
     top = [tab.layer_tree.topLevelItem(i).text(0) for i in range(tab.layer_tree.topLevelItemCount())]
     assert "tiny_base" in top
     base_item = tab.layer_tree.topLevelItem(top.index("tiny_base"))
@@ -104,7 +72,7 @@ def test_nested_base_is_a_tree_and_inner_layers_work(qtbot, context, image_path,
 
 def test_drop_an_image_file_on_the_tab(qtbot, context, image_path, open_tab):
     tab = open_tab(ActivationsTab)
-    context.set_model(_loaded(_two_conv()))
+    context.set_model(loaded(convnet(pool=True, flatten=True, classes=1)))
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(image_path)])
     event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
@@ -121,7 +89,7 @@ def test_model_without_conv_layers_shows_the_engine_message_and_stays_usable(qtb
     dense_only = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(name="flat"),
                                    keras.layers.Dense(3, name="dense")], name="dense_only")
     tab = open_tab(ActivationsTab)
-    context.set_model(_loaded(dense_only))
+    context.set_model(loaded(dense_only))
     assert "no convolution layers" in tab.status.text()
     with qtbot.waitSignal(context.runner.error_reported, timeout=60_000) as blocker:
         tab.show_image(image_path)
@@ -132,7 +100,7 @@ def test_model_without_conv_layers_shows_the_engine_message_and_stays_usable(qtb
     assert tab.layer_tree.isEnabled()
     # still usable: another model works
     with qtbot.waitSignal(tab.done, timeout=60_000):
-        context.set_model(_loaded(_two_conv()))
+        context.set_model(loaded(convnet(pool=True, flatten=True, classes=1)))
     assert tab.grid_image() is not None
 
 
@@ -145,7 +113,7 @@ def test_auto_columns_fill_the_view_and_the_user_zoom_is_kept(qtbot, context, im
     tab.show()
     qtbot.waitExposed(tab)
     assert tab.per_row.text() == "auto"
-    context.set_model(_loaded(_two_conv()))
+    context.set_model(loaded(convnet(pool=True, flatten=True, classes=1)))
     with qtbot.waitSignal(tab.done, timeout=60_000):
         tab.show_image(image_path)
     view_w, view_h = tab.grid_view.view_size()

@@ -95,11 +95,11 @@ def test_tabs_shortcuts_and_persisted_state(context, qtbot, app_settings):
 
 def test_tf_controls_wait_for_tensorflow(window, qtbot):
     training = window.tab("Training")
-    assert not training.start_button.isEnabled()
-    assert "Loading TensorFlow" in training.tf_gate.text()
+    assert not training.form.start_button.isEnabled()
+    assert "Loading TensorFlow" in training.form.tf_gate.text()
     with qtbot.waitSignal(window.context.tf_ready, timeout=120_000):
         window.context.load_tf()
-    assert training.start_button.isEnabled()
+    assert training.form.start_button.isEnabled()
     assert window.tf_label.text() == "TensorFlow ready"
 
 
@@ -107,7 +107,7 @@ def test_recent_datasets_in_the_file_menu(window, qtbot, shapes):
     tab = window.tab("Dataset")
     with qtbot.waitSignal(tab.done, timeout=30_000):
         tab.open_folder(str(shapes))
-    window._fill_recent_menus()
+    window.recent_datasets_menu.aboutToShow.emit()  # the user opens the menu
     actions = [a.text() for a in window.recent_datasets_menu.actions()]
     assert str(shapes) in actions
 
@@ -188,7 +188,8 @@ def test_closing_the_window_during_a_process_job_exits_cleanly(window, qtbot):
 
 
 def test_hidden_tabs_are_built_after_the_first_paint(context, qtbot):
-    from app.main_window import TAB_TITLES as REGISTERED, MainWindow, load_tab_classes
+    from app.main_window import MainWindow
+    from app.tab_registry import TAB_TITLES as REGISTERED, load_tab_classes
 
     assert [cls.title for cls in load_tab_classes()] == REGISTERED == TAB_TITLES
     win = MainWindow(context, load_tf=False)
@@ -231,7 +232,7 @@ def test_screenshots_are_written_whole_or_not_at_all(qtbot, tmp_path, monkeypatc
 def test_tabs_ask_each_other_through_context_signals(window, qtbot, tmp_path):
     """'Explain this image' and 'open this run' reach the answering tab through the shared context
     (no tab looks another up), and an image chosen on one tab is offered on the others."""
-    from app.main_window import TAB_TITLES as WINDOW_TITLES
+    from app.tab_registry import TAB_TITLES as WINDOW_TITLES
     from engine.paths import resources_dir
 
     photo = str(sorted((resources_dir() / "samples").glob("*.jpg"))[0])

@@ -7,36 +7,16 @@ import pytest
 from PIL import Image
 
 from app.tabs.filters import FiltersTab
+from models import convnet, loaded
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("tf_context")]  # these tabs need TensorFlow
-
-
-def _loaded(model):
-    from engine.models.loading import LoadedModel
-
-    return LoadedModel(model=model, class_names=None, kind="file", input_size=None, label=model.name,
-                       source=f"{model.name}.keras")
-
-
-def _two_conv():
-    import keras
-
-    keras.utils.set_random_seed(3)
-    return keras.Sequential([
-        keras.Input((32, 32, 3)),
-        keras.layers.Rescaling(1 / 255.0),
-        keras.layers.Conv2D(6, 3, activation="relu", name="conv_a"),
-        keras.layers.Conv2D(10, 3, activation="relu", name="conv_b"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(2, activation="softmax"),
-    ], name="two_conv")
 
 
 def test_gallery_has_the_requested_filters_live_and_enlarges(qtbot, context, tmp_path, open_tab):
     from app.tabs.filters import MARGIN
 
     tab = open_tab(FiltersTab)
-    context.set_model(_loaded(_two_conv()))
+    context.set_model(loaded(convnet()))
     assert [tab.layer_combo.itemData(i) for i in range(tab.layer_combo.count())] == ["conv_a", "conv_b"]
     assert tab.select_layer("conv_b")
     tab.first_spin.setValue(2)
@@ -76,7 +56,7 @@ def test_gallery_has_the_requested_filters_live_and_enlarges(qtbot, context, tmp
 
 def test_cancel_stops_and_keeps_the_tab_usable(qtbot, context, open_tab):
     tab = open_tab(FiltersTab)
-    context.set_model(_loaded(_two_conv()))
+    context.set_model(loaded(convnet()))
     tab.count_spin.setValue(6)
     tab.steps_spin.setValue(1000)
     with qtbot.waitSignal(tab.done, timeout=120_000):
@@ -94,7 +74,7 @@ def test_cancel_stops_and_keeps_the_tab_usable(qtbot, context, open_tab):
 
 def test_bad_range_shows_the_engine_message(qtbot, context, open_tab):
     tab = open_tab(FiltersTab)
-    context.set_model(_loaded(_two_conv()))
+    context.set_model(loaded(convnet()))
     tab.select_layer("conv_a")
     tab.first_spin.setMaximum(100)
     tab.first_spin.setValue(50)  # conv_a has 6 filters
@@ -113,7 +93,7 @@ def test_gallery_fills_the_view(qtbot, context, open_tab):
     tab = open_tab(FiltersTab)
     tab.show()
     qtbot.waitExposed(tab)
-    context.set_model(_loaded(_two_conv()))
+    context.set_model(loaded(convnet()))
     tab.select_layer("conv_b")
     tab.count_spin.setValue(10)
     tab.steps_spin.setValue(2)

@@ -6,9 +6,22 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import models
 from app.tabs.gradcam import GradCamTab
+from models import book_nested, convnet
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("tf_context")]  # these tabs need TensorFlow
+
+
+def _run(model, names):
+    """``model`` as a ConvScope run of 32 px with these class names."""
+    return models.loaded(model, names, kind="run", input_size=32, source=f"/runs/{model.name}")
+
+
+def _imagenet_like():
+    """A tiny fully convolutional 32 px model labelled as an ImageNet model (centre-crop protocol)."""
+    return models.loaded(convnet("fcn", (6,), 4, seed=4, head="probs"), ["a", "b", "c", "d"], kind="imagenet",
+                         input_size=32, source="fcn")
 
 
 @pytest.fixture
@@ -20,44 +33,9 @@ def image_path(tmp_path):
     return str(path)
 
 
-def _loaded(model, names):
-    from engine.models.loading import LoadedModel
-
-    return LoadedModel(model=model, class_names=names, kind="run", input_size=32, label=model.name,
-                       source=f"/runs/{model.name}")
-
-
-def _softmax_model():
-    import keras
-
-    keras.utils.set_random_seed(1)
-    return keras.Sequential([
-        keras.Input((32, 32, 3)),
-        keras.layers.Rescaling(1 / 255.0),
-        keras.layers.Conv2D(6, 3, activation="relu", name="conv_a"),
-        keras.layers.Conv2D(8, 3, activation="relu", name="conv_b"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(3, activation="softmax", name="probs"),
-    ], name="three_way")
-
-
-def _book_shape():
-    import keras
-
-    keras.utils.set_random_seed(2)
-    inp = keras.Input((32, 32, 3))
-    x = keras.layers.Rescaling(1 / 255.0)(inp)
-    x = keras.layers.Conv2D(4, 3, activation="relu", name="block1_conv")(x)
-    x = keras.layers.MaxPooling2D(name="block1_pool")(x)
-    x = keras.layers.Conv2D(8, 3, activation="relu", name="block2_conv")(x)
-    base = keras.Model(inp, x, name="tiny_base")
-    return keras.Sequential([keras.Input((32, 32, 3)), base, keras.layers.Flatten(),
-                             keras.layers.Dense(1, activation="sigmoid", name="out")], name="book")
-
-
 def test_overlay_is_shown_and_opacity_reblends_without_recomputing(qtbot, context, image_path, tmp_path, open_tab):
     tab = open_tab(GradCamTab)
-    context.set_model(_loaded(_softmax_model(), ["ant", "bee", "cat"]))
+    context.set_model(_run(convnet("three_way", (6, 8), 3, seed=1, head="probs"), ["ant", "bee", "cat"]))
     assert tab.layer_combo.itemText(0) == "default: conv_b"
     with qtbot.waitSignal(tab.done, timeout=60_000):
         tab.show_image(image_path)
@@ -93,7 +71,7 @@ def test_overlay_is_shown_and_opacity_reblends_without_recomputing(qtbot, contex
 
 def test_book_shape_sigmoid_head_both_classes(qtbot, context, image_path, open_tab):
     tab = open_tab(GradCamTab)
-    context.set_model(_loaded(_book_shape(), ["cats", "dogs"]))
+    context.set_model(_run(book_nested(rescale=True), ["cats", "dogs"]))
     assert tab.layer_combo.itemText(0) == "default: tiny_base/block2_conv"
     with qtbot.waitSignal(tab.done, timeout=60_000):
         tab.show_image(image_path, class_index=0)
@@ -119,7 +97,7 @@ def test_model_tab_selection_reaches_the_gradcam_tab(qtbot, context, open_tab):
     model_tab, activations, filters = ModelTab(context), ActivationsTab(context), FiltersTab(context)
     for widget in (model_tab, activations, filters):
         qtbot.addWidget(widget)
-    context.set_model(_loaded(_book_shape(), ["cats", "dogs"]))
+    context.set_model(_run(book_nested(rescale=True), ["cats", "dogs"]))
     assert model_tab.select_layer("tiny_base/block1_conv")
     assert gradcam.layer_combo.currentData() == "tiny_base/block1_conv"
     assert activations.current_layer == "tiny_base/block1_conv"
@@ -132,7 +110,7 @@ def test_model_without_conv_layers_shows_the_engine_message_and_stays_usable(qtb
     dense_only = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
                                    keras.layers.Dense(2, activation="softmax", name="probs")], name="dense_only")
     tab = open_tab(GradCamTab)
-    context.set_model(_loaded(dense_only, ["a", "b"]))
+    context.set_model(_run(dense_only, ["a", "b"]))
     assert "no convolution layer" in tab.status.text()
     with qtbot.waitSignal(context.runner.error_reported, timeout=60_000) as blocker:
         tab.show_image(image_path)
@@ -144,24 +122,6 @@ def test_model_without_conv_layers_shows_the_engine_message_and_stays_usable(qtb
         tab.run()
     assert tab.result is not None and tab.result.layer == "input"
     assert tab.overlay_image().shape == (36, 44, 3)
-
-
-def _imagenet_like_model():
-    """A tiny fully convolutional 32 px model labelled as an ImageNet model (centre-crop protocol)."""
-    import keras
-
-    from engine.models.loading import LoadedModel
-
-    keras.utils.set_random_seed(4)
-    model = keras.Sequential([
-        keras.Input((32, 32, 3)),
-        keras.layers.Rescaling(1 / 255.0),
-        keras.layers.Conv2D(6, 3, activation="relu", name="conv_a"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(4, activation="softmax", name="probs"),
-    ], name="fcn")
-    return LoadedModel(model=model, class_names=["a", "b", "c", "d"], kind="imagenet", input_size=32,
-                       label="fcn", source="fcn")
 
 
 def _wide_photo(tmp_path):
@@ -176,7 +136,7 @@ def test_imagenet_model_explains_the_whole_photo_at_its_aspect_and_agrees_with_t
     """An ImageNet (fully convolutional) model: the prediction list and the map come from the whole
     photo with its aspect kept (shorter side = input size), so the numbers agree and the heatmap
     covers the whole photo; the ImageNet protocol's centre-crop answer is shown beside it."""
-    loaded, path = _imagenet_like_model(), _wide_photo(tmp_path)
+    loaded, path = _imagenet_like(), _wide_photo(tmp_path)
     tab = open_tab(GradCamTab)
     context.set_model(loaded)
     with qtbot.waitSignal(tab.done, timeout=60_000):
@@ -195,7 +155,7 @@ def test_input_as_convscope_predict_explains_the_centre_crop_with_predict_s_numb
     classifies (the centre crop for an ImageNet model), and the overlay is drawn over that crop."""
     from engine.predict import predict_images
 
-    loaded, path = _imagenet_like_model(), _wide_photo(tmp_path)
+    loaded, path = _imagenet_like(), _wide_photo(tmp_path)
     tab = open_tab(GradCamTab)
     context.set_model(loaded)
     tab.input_combo.setCurrentIndex(tab.input_combo.findData("predict"))
@@ -213,7 +173,7 @@ def test_input_as_convscope_predict_explains_the_centre_crop_with_predict_s_numb
 
 def test_choosing_another_method_or_input_shows_it_without_pressing_explain(qtbot, context, image_path, open_tab):
     tab = open_tab(GradCamTab)
-    context.set_model(_loaded(_softmax_model(), ["ant", "bee", "cat"]))
+    context.set_model(_run(convnet("three_way", (6, 8), 3, seed=1, head="probs"), ["ant", "bee", "cat"]))
     index = tab.method_combo.findData("saliency")
     tab.method_combo.setCurrentIndex(index)
     tab.method_combo.activated.emit(index)  # as a user's pick: nothing shown yet, so nothing runs

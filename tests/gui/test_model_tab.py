@@ -2,52 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
+from models import book_nested, branchy, loaded
+
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("tf_context")]  # these tabs need TensorFlow
-
-
-@dataclass
-class _Loaded:  # the shape of engine.models.loading.LoadedModel
-    model: object
-    class_names: list | None = None
-    kind: str = "file"
-    input_size: int | None = None
-    label: str = "tiny"
-    source: str = "tiny.keras"
-
-
-def _branchy_model():
-    import keras
-
-    layers = keras.layers
-    inp = keras.Input((24, 24, 3), name="image")
-    x = layers.Conv2D(4, 3, padding="same", activation="relu", name="stem")(inp)
-    a = layers.Conv2D(4, 1, padding="same", name="branch_1x1")(x)
-    b = layers.Conv2D(4, 3, padding="same", name="branch_3x3")(x)
-    cat = layers.Concatenate(name="mix")([a, b])
-    y = layers.Conv2D(8, 3, padding="same", name="res_conv")(cat)
-    short = layers.Conv2D(8, 1, name="shortcut")(x)
-    z = layers.Add(name="residual_add")([y, short])
-    out = layers.Dense(2, activation="softmax", name="head")(layers.GlobalAveragePooling2D(name="gap")(z))
-    return keras.Model(inp, out, name="branchy")
-
-
-def _book_model():
-    import keras
-
-    layers = keras.layers
-    inp = keras.Input((32, 32, 3))
-    x = layers.Conv2D(4, 3, activation="relu", name="block1_conv")(inp)
-    x = layers.MaxPooling2D(name="block1_pool")(x)
-    x = layers.Conv2D(8, 3, activation="relu", name="block2_conv")(x)
-    base = keras.Model(inp, x, name="tiny_base")
-    return keras.Sequential(
-        [keras.Input((32, 32, 3)), base, layers.Flatten(name="flatten"), layers.Dense(1, activation="sigmoid", name="out")],
-        name="book",
-    )
 
 
 def test_dag_shows_branches_and_residuals(qtbot, context):
@@ -57,7 +16,7 @@ def test_dag_shows_branches_and_residuals(qtbot, context):
     qtbot.addWidget(tab)
     tab.resize(1280, 800)
     with qtbot.waitSignal(tab.done):
-        context.set_model(_Loaded(_branchy_model()))
+        context.set_model(loaded(branchy()))
     paths = set(tab.node_paths())
     assert {"image", "stem", "branch_1x1", "branch_3x3", "mix", "residual_add", "head"} <= paths
     edges = set(tab.edges())
@@ -75,7 +34,7 @@ def test_selecting_a_box_emits_layer_selected(qtbot, context):
 
     tab = ModelTab(context)
     qtbot.addWidget(tab)
-    context.set_model(_Loaded(_branchy_model()))
+    context.set_model(loaded(branchy()))
     with qtbot.waitSignal(context.layer_selected) as blocker:
         tab._boxes["branch_3x3"].setSelected(True)
     assert blocker.args == ["branch_3x3"]
@@ -87,7 +46,7 @@ def test_nested_model_drill_down_and_select_inner_layer(qtbot, context):
 
     tab = ModelTab(context)
     qtbot.addWidget(tab)
-    context.set_model(_Loaded(_book_model()))
+    context.set_model(loaded(book_nested()))
     assert "tiny_base" in tab.node_paths()
     assert tab._boxes["tiny_base"].node.nested
     tab.open_nested("tiny_base")

@@ -1,0 +1,316 @@
+"""The Training tab's settings form: strategy, base or preset, epochs, sizes, augmentation,
+fine-tuning start; persisted in the settings and turned into the engine's ``TrainConfig``."""
+
+from __future__ import annotations
+
+import html
+import os
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.widgets.tf_gate import TfGate
+
+STRATEGY_LABELS = {
+    "scratch": "Small convnet from scratch",
+    "features": "Feature extraction (cached features)",
+    "features-augmented": "Feature extraction with augmentation",
+    "finetune": "Fine-tuning",
+}
+
+
+class TrainingForm(QGroupBox):
+    """The settings of the next training run, with its Start and Cancel buttons."""
+
+    def __init__(self, context, parent: QWidget | None = None) -> None:
+        super().__init__("Settings", parent)
+        self.context = context
+        self._busy = False
+        self._layers_job = None
+        form_layout = QVBoxLayout(self)
+        self.data_label = QLabel("No dataset: open one in the Dataset tab.")
+        self.data_label.setWordWrap(True)
+        form_layout.addWidget(self.data_label)
+        form = self._form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.strategy_combo = QComboBox()
+        from engine.train.config import STRATEGIES, STRATEGY_HELP  # noqa: PLC0415 (no TensorFlow)
+
+        for name in STRATEGIES:
+            self.strategy_combo.addItem(STRATEGY_LABELS.get(name, name), name)
+            self.strategy_combo.setItemData(self.strategy_combo.count() - 1, STRATEGY_HELP.get(name, ""),
+                                            Qt.ItemDataRole.ToolTipRole)
+        self.strategy_combo.currentIndexChanged.connect(self._on_strategy_changed)
+        form.addRow("Strategy", self.strategy_combo)
+        self.strategy_help = QLabel()
+        self.strategy_help.setWordWrap(True)
+        form.addRow(self.strategy_help)
+        self.base_combo = QComboBox()
+        from engine.bases.registry import all_bases  # noqa: PLC0415 (no TensorFlow)
+
+        for spec in all_bases():
+            try:
+                status = spec.weights_status()
+                weights = "weights ready" if status.present else f"no weights: {status.source}"
+            except Exception as error:  # noqa: BLE001 - a registry entry must not break the form
+                weights = f"weights unknown ({error})"
+            self.base_combo.addItem(spec.label, spec.name)
+            self.base_combo.setItemData(self.base_combo.count() - 1, f"{spec.label}\n{weights}",
+                                        Qt.ItemDataRole.ToolTipRole)
+        self.base_combo.currentIndexChanged.connect(self._on_base_changed)
+        form.addRow("Base", self.base_combo)
+        self.base_status = QLabel()
+        self.base_status.setWordWrap(True)
+        form.addRow(self.base_status)
+        self.preset_combo = QComboBox()
+        from engine.models.presets import PRESETS  # noqa: PLC0415 (no TensorFlow)
+
+        for name, info in PRESETS.items():
+            self.preset_combo.addItem(name, name)
+            self.preset_combo.setItemData(self.preset_combo.count() - 1, getattr(info, "description", ""),
+                                          Qt.ItemDataRole.ToolTipRole)
+        form.addRow("Model preset", self.preset_combo)
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setRange(1, 1000)
+        form.addRow("Epochs", self.epochs_spin)
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, 4096)
+        form.addRow("Batch size", self.batch_spin)
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(0, 1024)
+        self.size_spin.setSpecialValueText("default")
+        self.size_spin.setSuffix(" px")
+        form.addRow("Image size", self.size_spin)
+        self.lr_edit = QLineEdit()
+        self.lr_edit.setPlaceholderText("default for the strategy")
+        form.addRow("Learning rate", self.lr_edit)
+        augment_row = QHBoxLayout()
+        self.augment_check = QCheckBox("on")
+        self.augmentation_combo = QComboBox()
+        try:
+            from engine.data.augment import AUGMENTATION_PRESETS  # noqa: PLC0415
+        except ImportError:
+            AUGMENTATION_PRESETS = {"book": "", "mild": "", "none": ""}  # noqa: N806
+        for name, description in AUGMENTATION_PRESETS.items():
+            self.augmentation_combo.addItem(name, name)
+            self.augmentation_combo.setItemData(self.augmentation_combo.count() - 1, description,
+                                                Qt.ItemDataRole.ToolTipRole)
+        augment_row.addWidget(self.augment_check)
+        augment_row.addWidget(self.augmentation_combo, 1)
+        form.addRow("Augmentation", augment_row)
+        self.finetune_combo = QComboBox()
+        self.finetune_combo.addItem("base default", None)
+        self.finetune_combo.setToolTip("The layer of the base that fine-tuning unfreezes from")
+        form.addRow("Fine-tune from", self.finetune_combo)
+        self.limit_spin = QSpinBox()
+        self.limit_spin.setRange(0, 100000)
+        self.limit_spin.setSpecialValueText("all")
+        self.limit_spin.setToolTip("Use at most this many images per class (quick experiments)")
+        form.addRow("Images per class", self.limit_spin)
+        form_layout.addLayout(form)
+        self.tf_gate = TfGate(context, parent=self, text="Loading TensorFlow…")
+        form_layout.addWidget(self.tf_gate)
+        buttons = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.start_button.setToolTip("Start training (Ctrl+R)")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop after the current batch; last.keras is kept (Esc)")
+        self.cancel_button.setEnabled(False)
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        form_layout.addLayout(buttons)
+        form_layout.addStretch(1)
+        self.setMinimumWidth(390)
+        self._form_widgets = [self.strategy_combo, self.base_combo, self.preset_combo, self.epochs_spin,
+                              self.batch_spin, self.size_spin, self.lr_edit, self.augment_check,
+                              self.augmentation_combo, self.limit_spin]
+        for widget in (self.start_button, self.finetune_combo):
+            self.tf_gate.add(widget)
+        self.load_settings()
+        context.dataset_changed.connect(self._on_dataset_changed)
+        context.tf_ready.connect(self._on_tf_ready)
+        self._on_strategy_changed()
+
+    def set_busy(self, busy: bool) -> None:
+        """While a run trains the form is read-only and Cancel is the one button."""
+        self._busy = busy
+        for widget in self._form_widgets:
+            widget.setEnabled(not busy)
+        if not busy:
+            self.augment_check.setEnabled(self.strategy_combo.currentData() != "features")
+        self.tf_gate.set_busy(busy)
+        self.cancel_button.setEnabled(busy)
+
+    def runs_root(self) -> str:
+        from engine.paths import default_runs_dir  # noqa: PLC0415
+
+        return self.context.settings.value("training/runs_root", "", str) or str(default_runs_dir())
+
+    # ---- settings persistence
+    def load_settings(self) -> None:
+        s = self.context.settings
+        self._select_data(self.strategy_combo, s.value("training/strategy", "scratch", str))
+        self._select_data(self.base_combo, s.value("training/base", "efficientnet-lite0", str))
+        self._select_data(self.preset_combo, s.value("training/preset", "book-scratch", str))
+        self.epochs_spin.setValue(s.value("training/epochs", 30, int))
+        self.batch_spin.setValue(s.value("training/batch_size", 32, int))
+        self.size_spin.setValue(s.value("training/image_size", 0, int))
+        self.lr_edit.setText(s.value("training/learning_rate", "", str))
+        self.augment_check.setChecked(s.value("training/augment", False, bool))
+        self._select_data(self.augmentation_combo, s.value("training/augmentation", "book", str))
+        self.limit_spin.setValue(s.value("training/max_per_class", 0, int))
+
+    def save_settings(self) -> None:
+        values = self.form_config()
+        s = self.context.settings
+        s.set_value("training/strategy", values.strategy)
+        s.set_value("training/base", values.base)
+        s.set_value("training/preset", values.preset)
+        s.set_value("training/epochs", values.epochs)
+        s.set_value("training/batch_size", values.batch_size)
+        s.set_value("training/image_size", values.image_size or 0)
+        s.set_value("training/learning_rate", self.lr_edit.text().strip())
+        s.set_value("training/augment", self.augment_check.isChecked())
+        s.set_value("training/augmentation", values.augmentation)
+        s.set_value("training/max_per_class", values.max_per_class or 0)
+
+    @staticmethod
+    def _select_data(combo: QComboBox, value) -> None:
+        index = combo.findData(value)
+        if index >= 0:
+            combo.setCurrentIndex(index)
+
+    # ---- form
+    def form_config(self):
+        """The form's values as the engine's ``TrainConfig`` (no TensorFlow import). The form's own
+        rules: no augmentation for cached features, a fine-tuning start layer only for fine-tuning,
+        TensorBoard off (the tab draws the curves), the Dataset tab's seed."""
+        from engine.train.config import TrainConfig  # noqa: PLC0415
+
+        text = self.lr_edit.text().strip()
+        try:
+            learning_rate = float(text) if text else None
+        except ValueError:
+            learning_rate = float("nan")  # start() names the fix
+        dataset = self.context.dataset
+        strategy = self.strategy_combo.currentData()
+        return TrainConfig(
+            data=dataset.root if dataset is not None else "",
+            strategy=strategy,
+            base=self.base_combo.currentData() or "efficientnet-lite0",
+            preset=self.preset_combo.currentData() or "book-scratch",
+            epochs=self.epochs_spin.value(),
+            batch_size=self.batch_spin.value(),
+            image_size=self.size_spin.value() or None,
+            learning_rate=learning_rate,
+            augment=False if strategy == "features" else self.augment_check.isChecked(),
+            augmentation=self.augmentation_combo.currentData() or "mild",
+            finetune_from=self.finetune_combo.currentData() if strategy == "finetune" else None,
+            max_per_class=self.limit_spin.value() or None,
+            seed=self.context.settings.value("dataset/seed", 0, int),
+            runs_root=self.runs_root(),
+            tensorboard=False,
+        )
+
+    @Slot()
+    def _on_strategy_changed(self, *_args) -> None:
+        strategy = self.strategy_combo.currentData()
+        from engine.train.config import STRATEGY_HELP  # noqa: PLC0415
+
+        self.strategy_help.setText(STRATEGY_HELP.get(strategy, ""))
+        uses_base = strategy != "scratch"
+        self.base_combo.setVisible(uses_base)
+        self.base_status.setVisible(uses_base)
+        self._form_label(self.base_combo).setVisible(uses_base)
+        self.preset_combo.setVisible(not uses_base)
+        self._form_label(self.preset_combo).setVisible(not uses_base)
+        can_augment = strategy != "features"
+        self.augment_check.setEnabled(can_augment and not self._busy)
+        if strategy in ("features-augmented", "finetune"):
+            self.augment_check.setChecked(True)
+        elif strategy == "features":
+            self.augment_check.setChecked(False)
+        finetune = strategy == "finetune"
+        self.finetune_combo.setVisible(finetune)
+        self._form_label(self.finetune_combo).setVisible(finetune)
+        self._on_base_changed()
+
+    def _form_label(self, field_widget) -> QWidget:
+        label = self._form.labelForField(field_widget)
+        return label if label is not None else QLabel()
+
+    @Slot()
+    def _on_base_changed(self, *_args) -> None:
+        name = self.base_combo.currentData()
+        if not name:
+            return
+        from engine.bases.registry import get_base  # noqa: PLC0415
+
+        try:
+            spec = get_base(name)
+            status = spec.weights_status()
+            # The combo may elide a long label; the honest description is always readable here.
+            text = f"<b>{html.escape(spec.label)}</b><br>"
+            text += ("Weights: ready ✓" if status.present
+                     else f"<span style='color:#d94848'>No weights: {html.escape(status.source)}</span>")
+            self.base_status.setToolTip(status.source)
+            self.base_combo.setToolTip(spec.label)
+            if spec.attribution:
+                text += f"<br><small>{spec.attribution}</small>"
+        except Exception as error:  # noqa: BLE001
+            text = str(error)
+        self.base_status.setText(text)
+        # A wrapped rich-text label in a form row gets too little height from heightForWidth:
+        # reserve its lines (each <br> line may wrap once in this narrow panel).
+        lines = 2 * (text.count("<br>") + 1)
+        self.base_status.setMinimumHeight(self.base_status.fontMetrics().lineSpacing() * lines)
+        self.finetune_combo.clear()
+        self.finetune_combo.addItem("base default", None)
+        if self.strategy_combo.currentData() == "finetune" and self.context.tf_is_ready:
+            self._load_finetune_layers(name)
+
+    @Slot()
+    def _on_tf_ready(self) -> None:
+        if self.strategy_combo.currentData() == "finetune":
+            self._load_finetune_layers(self.base_combo.currentData())
+
+    def _load_finetune_layers(self, base_name: str) -> None:
+        def job(emit, cancel):
+            from engine.bases.registry import get_base  # noqa: PLC0415
+            from engine.train.strategies import finetune_layer_names  # noqa: PLC0415
+
+            spec = get_base(base_name)
+            base = spec.build(include_top=False)
+            return base_name, spec.finetune_from, finetune_layer_names(base)
+
+        self._layers_job = self.context.runner.start("Listing the base's layers", job, group="finetune layers")
+        self._layers_job.finished.connect(self._on_finetune_layers)
+
+    @Slot(object)
+    def _on_finetune_layers(self, result) -> None:
+        base_name, default, names = result
+        if base_name != self.base_combo.currentData():
+            return
+        self.finetune_combo.clear()
+        self.finetune_combo.addItem(f"base default ({default})", None)
+        for name in names:
+            self.finetune_combo.addItem(name, name)
+
+    @Slot(object)
+    def _on_dataset_changed(self, scan) -> None:
+        self.data_label.setText(f"Dataset: <b>{os.path.basename(scan.root)}</b> — {scan.num_images} images, "
+                                f"{len(scan.classes)} classes ({', '.join(scan.classes[:6])}"
+                                f"{'…' if len(scan.classes) > 6 else ''})")
+        self.data_label.setToolTip(scan.root)
