@@ -18,6 +18,10 @@ def _run(model, names):
     return models.loaded(model, names, kind="run", input_size=32, source=f"/runs/{model.name}")
 
 
+def _three_way():
+    return convnet("three_way", (6, 8), 3, seed=1, head="probs")
+
+
 def _imagenet_like():
     """A tiny fully convolutional 32 px model labelled as an ImageNet model (centre-crop protocol)."""
     return models.loaded(convnet("fcn", (6,), 4, seed=4, head="probs"), ["a", "b", "c", "d"], kind="imagenet",
@@ -35,7 +39,7 @@ def image_path(tmp_path):
 
 def test_overlay_is_shown_and_opacity_reblends_without_recomputing(qtbot, context, image_path, tmp_path, open_tab):
     tab = open_tab(GradCamTab)
-    context.set_model(_run(convnet("three_way", (6, 8), 3, seed=1, head="probs"), ["ant", "bee", "cat"]))
+    context.set_model(_run(_three_way(), ["ant", "bee", "cat"]))
     assert tab.layer_combo.itemText(0) == "default: conv_b"
     with qtbot.waitSignal(tab.done, timeout=60_000):
         tab.show_image(image_path)
@@ -173,7 +177,7 @@ def test_input_as_convscope_predict_explains_the_centre_crop_with_predict_s_numb
 
 def test_choosing_another_method_or_input_shows_it_without_pressing_explain(qtbot, context, image_path, open_tab):
     tab = open_tab(GradCamTab)
-    context.set_model(_run(convnet("three_way", (6, 8), 3, seed=1, head="probs"), ["ant", "bee", "cat"]))
+    context.set_model(_run(_three_way(), ["ant", "bee", "cat"]))
     index = tab.method_combo.findData("saliency")
     tab.method_combo.setCurrentIndex(index)
     tab.method_combo.activated.emit(index)  # as a user's pick: nothing shown yet, so nothing runs
@@ -202,7 +206,7 @@ def test_tab_heatmap_equals_the_clis_saved_heatmap(qtbot, context, image_path, t
     from engine.models.loading import load_model
 
     model_path = tmp_path / "three.keras"
-    _softmax_model().save(model_path)
+    _three_way().save(model_path)
     tab = open_tab(GradCamTab)
     context.set_model(load_model(model_path))
     tab.set_method(method)
