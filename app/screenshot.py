@@ -176,6 +176,7 @@ def _take(app, work: Path, out: Path) -> list[Path]:
         activations.show_channel(1)
     gradcam = window.tab("Grad-CAM")
     waiter.wait(gradcam.done, 120_000, lambda: gradcam.show_image(photo))
+    waiter.wait(gradcam.trust_done, 300_000)  # the faithfulness panel: its own job, after the map
     waiter.settle()
 
     saved = []

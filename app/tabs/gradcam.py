@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QCompleter,
@@ -32,16 +32,19 @@ from PySide6.QtWidgets import (
 )
 
 from app.tabs.inspection import InspectionTab
+from app.widgets.faithfulness import FaithfulnessPanel
 from app.widgets.image_view import ImageView
 from app.widgets.model_source import read_image
 
 INPUT_LABELS = (("Whole photo", "whole"), ("As convscope predict", "predict"), ("Squashed to the model's square", "resize"))
+TARGET_LABELS = (("Logit", "logit"), ("Probability", "probability"))
 METHOD_LABELS = (("Grad-CAM", "gradcam"), ("Grad-CAM++", "gradcam++"), ("Score-CAM", "scorecam"),
                  ("Saliency (gradients)", "saliency"))
 
 
 class GradCamTab(InspectionTab):
     title = "Grad-CAM"
+    trust_done = Signal()  # the faithfulness panel shows the scores of the current map (or why not)
 
     def __init__(self, context, parent: QWidget | None = None) -> None:
         super().__init__(context, parent)
@@ -53,6 +56,7 @@ class GradCamTab(InspectionTab):
         self._default_layer: str | None = None
         self.result = None  # the last engine CamResult
         self.explanation = None  # the last engine Explanation
+        self._trust_handle = None  # the faithfulness job of the shown explanation
         self.top: list[tuple[int, str, float]] = []
         self.input_text = ""  # which input the prediction and the map were computed on
 
@@ -65,6 +69,13 @@ class GradCamTab(InspectionTab):
         self.method_combo = QComboBox(self)
         for label, key in METHOD_LABELS:
             self.method_combo.addItem(label, key)
+        self.target_combo = QComboBox(self)
+        for label, key in TARGET_LABELS:
+            self.target_combo.addItem(label, key)
+        self.target_combo.setToolTip("What a softmax head's map differentiates: the class's pre-softmax score "
+                                     "(logit, as the Grad-CAM paper) or its probability; the faithfulness "
+                                     "scores below help choose")
+        self.trust_panel = FaithfulnessPanel(self)
         self.layer_combo = QComboBox(self)
         self.layer_combo.setMinimumContentsLength(22)
         self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -96,6 +107,8 @@ class GradCamTab(InspectionTab):
         controls.addWidget(self.input_combo)
         controls.addWidget(QLabel("Method:", self))
         controls.addWidget(self.method_combo)
+        controls.addWidget(QLabel("Target:", self))
+        controls.addWidget(self.target_combo)
         controls.addWidget(QLabel("Layer:", self))
         controls.addWidget(self.layer_combo, 1)
         controls.addWidget(QLabel("Class:", self))
@@ -116,6 +129,7 @@ class GradCamTab(InspectionTab):
         side_layout.addLayout(opacity_row)
         side_layout.addWidget(self.save_button)
         side_layout.addWidget(self.info, 2)
+        side_layout.addWidget(self.trust_panel)
         views = QGridLayout()
         self.original_label = QLabel("Original", self)
         views.addWidget(self.original_label, 0, 0)
@@ -131,7 +145,7 @@ class GradCamTab(InspectionTab):
         self.run_button.clicked.connect(self._on_run_clicked)
         self.class_edit.returnPressed.connect(self._on_run_clicked)
         self.top_list.itemClicked.connect(self._on_top_clicked)
-        for combo in (self.input_combo, self.method_combo, self.layer_combo):
+        for combo in (self.input_combo, self.method_combo, self.target_combo, self.layer_combo):
             combo.activated.connect(self._on_choice_activated)  # user choices only, not programmatic ones
         self.opacity.valueChanged.connect(self._reblend)
         self.save_button.clicked.connect(self._on_save_clicked)
@@ -180,6 +194,8 @@ class GradCamTab(InspectionTab):
             explanation = explain(loaded, image, request, cancel)
             return {"image": image, "explanation": explanation, "model": loaded.model, "path": path}
 
+        self._cancel_trust()
+
         self.run_button.setEnabled(False)
         self.status.setText("Computing…")
         self.start_job("Grad-CAM", job)
@@ -189,7 +205,8 @@ class GradCamTab(InspectionTab):
         from engine.inspect.explain import ExplainRequest  # noqa: PLC0415
 
         return ExplainRequest(method=self.method_combo.currentData(), class_=class_,
-                              layer=self.layer_combo.currentData(), input=self.input_combo.currentData())
+                              layer=self.layer_combo.currentData(), input=self.input_combo.currentData(),
+                              target=self.target_combo.currentData())
 
     def overlay_image(self) -> np.ndarray | None:
         return self.overlay_view.displayed_image()
@@ -211,6 +228,8 @@ class GradCamTab(InspectionTab):
         self._loaded = loaded
         self._heatmap = None
         self.result = None
+        self._cancel_trust()
+        self.trust_panel.clear()
         self.top_list.clear()
         self.overlay_view.clear("Overlay")
         self.save_button.setEnabled(False)
@@ -253,6 +272,45 @@ class GradCamTab(InspectionTab):
 
     # -- job outcome ----------------------------------------------------------------------------
     def on_done(self, outcome: dict) -> None:
+        self._show_explanation(outcome)
+        if self.explanation is outcome["explanation"]:
+            self._start_trust(self._loaded, outcome["explanation"])
+
+    # -- the faithfulness panel: its own job, so the map shows while its scores are computed ---------
+    def _start_trust(self, loaded, explanation) -> None:
+        def job(emit, cancel):
+            from engine.errors import ConvScopeError  # noqa: PLC0415
+            from engine.inspect.explain import assess  # noqa: PLC0415
+
+            try:
+                return explanation, assess(loaded, explanation, cancel=cancel)
+            except ConvScopeError as error:  # e.g. a model the sanity check cannot copy: the map stands
+                return explanation, f"No faithfulness scores: {error}"
+
+        self.trust_panel.clear("Scoring the map (deletion, insertion, ROAD, sanity check)…")
+        self._trust_handle = self.context.runner.start("Faithfulness", job, group=f"{self.title} scores")
+        self._trust_handle.finished.connect(self._on_trust_finished)
+        self._trust_handle.failed.connect(self._on_trust_failed)
+
+    def _cancel_trust(self) -> None:
+        if self._trust_handle is not None and self._trust_handle.running:
+            self._trust_handle.cancel()
+        self._trust_handle = None
+
+    @Slot(object)
+    def _on_trust_finished(self, result) -> None:
+        explanation, trust = result
+        if self.sender() is self._trust_handle and explanation is self.explanation:
+            self.trust_panel.show_trust(trust)
+            self.trust_done.emit()
+
+    @Slot(object)
+    def _on_trust_failed(self, error: object) -> None:
+        if self.sender() is self._trust_handle:
+            self.trust_panel.clear(f"No faithfulness scores: {error}")
+            self.trust_done.emit()
+
+    def _show_explanation(self, outcome: dict) -> None:
         self.run_button.setEnabled(True)
         if self._loaded is None or outcome["model"] is not self._loaded.model or outcome["path"] != self._image_path:
             return
@@ -285,10 +343,12 @@ class GradCamTab(InspectionTab):
 
     def on_exception(self, error: object) -> None:
         self.run_button.setEnabled(True)
+        self.trust_panel.clear()
         super().on_exception(error)
 
     def on_cancelled(self) -> None:
         self.run_button.setEnabled(True)
+        self.trust_panel.clear()
         super().on_cancelled()
 
     def _fill_top(self, top, chosen: int, chosen_probability: float | None = None) -> None:

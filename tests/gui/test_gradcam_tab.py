@@ -41,7 +41,7 @@ def test_overlay_is_shown_and_opacity_reblends_without_recomputing(qtbot, contex
     tab = open_tab(GradCamTab)
     context.set_model(_run(_three_way(), ["ant", "bee", "cat"]))
     assert tab.layer_combo.itemText(0) == "default: conv_b"
-    with qtbot.waitSignal(tab.done, timeout=60_000):
+    with qtbot.waitSignals([tab.done, tab.trust_done], timeout=120_000):  # the map, then its scores
         tab.show_image(image_path)
     assert tab.last_error == ""
     assert tab.top_list.count() == 3  # top-k capped at the 3 classes
