@@ -121,29 +121,3 @@ def draw_icon(size: int = 256) -> QImage:
     p.drawLine(QPointF(185 * s, 185 * s), QPointF(222 * s, 222 * s))
     p.end()
     return image
-
-
-ICON_SVG = """<svg xmlns="http://www.w3.org/2000/svg" width="256" height="256" viewBox="0 0 256 256">
-  <rect x="8" y="8" width="240" height="240" rx="48" fill="#1f4e8c"/>
-  <g>
-    <rect x="40" y="40" width="44" height="44" rx="8" fill="#9cc7f5"/>
-    <rect x="92" y="40" width="44" height="44" rx="8" fill="#5b9de6"/>
-    <rect x="144" y="40" width="44" height="44" rx="8" fill="#2f7fd8"/>
-    <rect x="40" y="92" width="44" height="44" rx="8" fill="#5b9de6"/>
-    <rect x="92" y="92" width="44" height="44" rx="8" fill="#e8f2fd"/>
-    <rect x="144" y="92" width="44" height="44" rx="8" fill="#5b9de6"/>
-    <rect x="40" y="144" width="44" height="44" rx="8" fill="#2f7fd8"/>
-    <rect x="92" y="144" width="44" height="44" rx="8" fill="#5b9de6"/>
-    <rect x="144" y="144" width="44" height="44" rx="8" fill="#9cc7f5"/>
-  </g>
-  <circle cx="150" cy="150" r="48" fill="#ffb547" fill-opacity="0.24" stroke="#ffb547" stroke-width="16"/>
-  <line x1="185" y1="185" x2="222" y2="222" stroke="#ffb547" stroke-width="16" stroke-linecap="round"/>
-</svg>
-"""
-
-
-def write_icon_files(folder: Path) -> None:
-    """Regenerate resources/icons/convscope.png (256 px) and convscope.svg."""
-    folder.mkdir(parents=True, exist_ok=True)
-    draw_icon(256).save(str(folder / "convscope.png"))
-    (folder / "convscope.svg").write_text(ICON_SVG, encoding="utf-8")

@@ -15,7 +15,7 @@ model / strategy        "book"        "default" (why it differs)
 ======================  ============  ==========================================================
 scratch presets         1e-4          1e-4 (mini-xception: 1e-3, it has BatchNorm)
 features head           2e-5          1e-3 — on the demo data 2e-5 is still rising after 30 epochs
-                                      while 1e-3 converges (shared README, section 6)
+                                      while 1e-3 converges (docs/DEMO_DATA.md)
 features-augmented      2e-5          1e-3 for the same reason
 finetune phase 2        1e-5          1e-5
 ======================  ============  ==========================================================

@@ -3,7 +3,7 @@
 1. ``features``: EfficientNet-Lite0 (ImageNet) features at 96 px, global-average pooled (1,280 per
    image), computed once and cached; a Dense 256 + Dropout 0.5 head trained on them (lr 1e-3).
 2. ``scratch``: the book's convnet (book-scratch) at 64 px, no augmentation (the book's recipe
-   hurts on these centred product photos, see shared README section 6).
+   hurts on these centred product photos, see docs/DEMO_DATA.md).
 3. Both evaluated on the 1,000 test images (metrics.json in each run folder).
 4. The bundled sample photos (resources/samples) classified by the ImageNet model.
 5. report.md and report.json in the output folder.
