@@ -289,7 +289,7 @@ class TrainingForm(QGroupBox):
     def _load_finetune_layers(self, base_name: str) -> None:
         def job(emit, cancel):
             from engine.bases.registry import get_base  # noqa: PLC0415
-            from engine.train.strategies import finetune_layer_names  # noqa: PLC0415
+            from engine.bases.locate import finetune_layer_names  # noqa: PLC0415
 
             spec = get_base(base_name)
             base = spec.build(include_top=False)

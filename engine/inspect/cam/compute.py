@@ -16,7 +16,6 @@ from engine.errors import IntrospectionError
 from engine.inspect.cam.methods import get_method
 from engine.inspect.cam.targets import class_count, output_units
 from engine.inspect.layers import (
-    SEP,
     canonical_path,
     image_batch,
     list_layers,
@@ -54,24 +53,11 @@ class CamResult:
 
 
 def _registry_layer(model) -> str | None:
-    """The registry's Grad-CAM layer of a known base nested in ``model`` (by the nested model's name)."""
-    try:
-        from engine.bases.registry import all_bases  # noqa: PLC0415
+    """The registry's Grad-CAM layer of a known base in ``model`` (found by engine.bases.locate)."""
+    from engine.bases.locate import locate_base  # noqa: PLC0415
 
-        specs = all_bases()
-    except ImportError:  # the built-in bases not installed yet: fall back to the generic rule
-        return None
-    nested = [(info.path, resolve_layer(model, info.path)) for info in list_layers(model) if info.is_model]
-    nested.insert(0, ("", model))
-    for path, sub in nested:
-        for spec in specs:
-            names = {spec.name, spec.name.replace("-", "_")}
-            if sub.name not in names and not spec.name.replace("-", "_").startswith(sub.name + "_"):
-                continue
-            layer_names = {layer.name for layer in sub.layers}
-            if spec.last_conv_layer in layer_names:
-                return (path + SEP if path else "") + spec.last_conv_layer
-    return None
+    found = locate_base(model)
+    return found.layer_path(found.spec.last_conv_layer) if found is not None and found.spec else None
 
 
 def default_cam_layer(model) -> str:
