@@ -154,9 +154,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def open_dataset(self) -> None:
-        tab = self.show_tab("Dataset")
-        if tab is not None:
-            tab.choose_folder()
+        self.show_tab("Dataset").choose_folder()
 
     @Slot()
     def open_model_file(self) -> None:
@@ -168,9 +166,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def start_training(self) -> None:
-        tab = self.show_tab("Training")
-        if tab is not None:
-            tab.start()
+        self.show_tab("Training").start()
 
     @Slot()
     def cancel_current(self) -> None:

@@ -138,7 +138,7 @@ def _take(app, work: Path, out: Path) -> list[Path]:
     data = demo if demo.is_dir() else _fallback_dataset(work / "shapes")
     dataset = window.show_tab("Dataset")
     waiter.wait(dataset.done, 120_000, lambda: dataset.open_folder(str(data)))
-    waiter.wait(dataset.preview_done, 60_000)
+    waiter.wait(dataset.preview.done, 60_000)
 
     # Training: a tiny run; the Evaluation tab evaluates it when it finishes
     training = window.show_tab("Training")

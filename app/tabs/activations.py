@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
 
 from app.tabs.inspection import InspectionTab
 from app.widgets.image_view import ImageView, best_columns  # noqa: F401 (re-exported)
-from app.widgets.model_source import debounced, read_image
 
 GRID_MARGIN = 2
 AUTO = 0  # "Channels per row" special value: as many as fill the view best
@@ -150,8 +149,7 @@ class ActivationsTab(InspectionTab):
         self.layer_tree.currentItemChanged.connect(self._on_tree_current)
         self.grid_view.clicked.connect(self._on_grid_clicked)
         self.per_row.valueChanged.connect(self._on_per_row)
-        self._relayout_timer = debounced(self, self._relayout)
-        self.grid_view.resized.connect(self._relayout_timer.start)
+        self.relayout_when_resized(self.grid_view, self._relayout)
         self.follow_shared_model()
 
     # -- public API -----------------------------------------------------------------------------
@@ -280,10 +278,11 @@ class ActivationsTab(InspectionTab):
         layer = self._layer
 
         def job(emit, cancel):
+            from engine.data.images import read_image_file  # noqa: PLC0415
             from engine.events import Status  # noqa: PLC0415
             from engine.inspect.activations import channel_stats, compute_activations  # noqa: PLC0415
 
-            pixels = image if image is not None else read_image(path)
+            pixels = image if image is not None else read_image_file(path)
             emit(Status(f"Activations of {len(need)} layer(s) for {Path(path).name}"))
             cancel.raise_if_cancelled()
             values = compute_activations(model, pixels, need)

@@ -7,41 +7,33 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QSize, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices, QImage, QPixmap
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QListView,
     QPushButton,
     QSpinBox,
     QSplitter,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from app.context import AppContext
-from app.widgets.tf_gate import TfGate
 from app.jobs import JobHandle
+from app.widgets.augment_preview import AugmentationPreview
 from app.widgets.job_progress import JobProgress
+from app.widgets.tables import read_only_table
 from app.widgets.plots import ClassCountChart
 from app.widgets.thumbnails import ThumbnailModel, caption_for
-
-PREVIEW_COUNT = 8
-PREVIEW_TILE = 112
-
 
 @dataclass
 class DatasetViewModel:
@@ -60,18 +52,9 @@ class DatasetViewModel:
         return [p for items in self.scan.files.values() for p, label in items if label == class_index]
 
 
-def numpy_to_qimage(array: np.ndarray) -> QImage:
-    array = np.ascontiguousarray(array.astype(np.uint8))
-    height, width = array.shape[:2]
-    if array.ndim == 2:
-        return QImage(array.data, width, height, width, QImage.Format.Format_Grayscale8).copy()
-    return QImage(array.data, width, height, width * 3, QImage.Format.Format_RGB888).copy()
-
-
 class DatasetTab(QWidget):
     title = "Dataset"
     done = Signal()  # a scan ended (tests and screenshots wait on it)
-    preview_done = Signal()
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -79,13 +62,8 @@ class DatasetTab(QWidget):
         self.model = DatasetViewModel()
         self.model.seed = context.settings.value("dataset/seed", 0, int)
         self._job: JobHandle | None = None
-        self._preview_job: JobHandle | None = None
         self.setAcceptDrops(True)
         self._build()
-        for widget in [self.preset_combo, self.reroll_button]:
-            self.tf_gate.add(widget)
-        self._refresh_presets()
-        context.tf_ready.connect(self._on_tf_ready)
 
     # ---- layout
     def _build(self) -> None:
@@ -144,13 +122,7 @@ class DatasetTab(QWidget):
         left_layout.addWidget(split_box)
         unusable_box = QGroupBox("Set aside (never deleted)")
         unusable_layout = QVBoxLayout(unusable_box)
-        self.unusable_table = QTableWidget(0, 2)
-        self.unusable_table.setHorizontalHeaderLabels(["File", "Reason"])
-        self.unusable_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.unusable_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        self.unusable_table.verticalHeader().setVisible(False)
-        self.unusable_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.unusable_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.unusable_table = read_only_table(["File", "Reason"], stretch=(0, 1))
         self.unusable_table.doubleClicked.connect(self._reveal_selected_issue)
         self.ignored_label = QLabel("")
         self.ignored_label.setWordWrap(True)
@@ -184,44 +156,10 @@ class DatasetTab(QWidget):
         middle_layout.addWidget(self.thumb_view, 1)
         splitter.addWidget(middle)
 
-        # right: augmentation preview
-        right = QGroupBox("Augmentation preview")
-        right_layout = QVBoxLayout(right)
-        preset_row = QHBoxLayout()
-        preset_row.addWidget(QLabel("Preset:"))
-        self.preset_combo = QComboBox()
-        self.preset_combo.currentIndexChanged.connect(self._on_preset_changed)
-        preset_row.addWidget(self.preset_combo, 1)
-        self.reroll_button = QPushButton("Re-roll")
-        self.reroll_button.setToolTip("Draw new random augmentations of the same image")
-        self.reroll_button.clicked.connect(self.reroll)
-        preset_row.addWidget(self.reroll_button)
-        right_layout.addLayout(preset_row)
-        self.tf_gate = TfGate(self.context, parent=self, text="Loading TensorFlow…")
-        right_layout.addWidget(self.tf_gate)
-        self.preset_description = QLabel("")
-        self.preset_description.setWordWrap(True)
-        right_layout.addWidget(self.preset_description)
-        self.preview_source_label = QLabel("Click a thumbnail to preview it.")
-        self.preview_source_label.setWordWrap(True)
-        right_layout.addWidget(self.preview_source_label)
-        grid_holder = QWidget()
-        self.preview_grid = QGridLayout(grid_holder)
-        self.preview_grid.setSpacing(4)
-        self.preview_labels: list[QLabel] = []
-        for i in range(PREVIEW_COUNT + 1):
-            label = QLabel()
-            label.setFixedSize(PREVIEW_TILE, PREVIEW_TILE)
-            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            label.setStyleSheet("border: 1px solid palette(mid);")
-            self.preview_grid.addWidget(label, i // 3, i % 3)
-            self.preview_labels.append(label)
-        right_layout.addWidget(grid_holder, 0, Qt.AlignmentFlag.AlignHCenter)
-        right_layout.addStretch(1)
-        splitter.addWidget(right)
+        self.preview = AugmentationPreview(self.context)  # right: augmentation preview
+        splitter.addWidget(self.preview)
         splitter.setSizes([420, 430, 380])
         root.addWidget(splitter, 1)
-        self._preview_path: str | None = None
 
     # ---- actions
     @Slot()
@@ -355,41 +293,7 @@ class DatasetTab(QWidget):
         self.split_label.setText(
             f"train {len(split.train)} · validation {len(split.validation)} · test {len(split.test)}{note}")
 
-    # ---- augmentation preview
-    def _refresh_presets(self) -> None:
-        try:
-            from engine.data.augment import AUGMENTATION_PRESETS  # noqa: PLC0415
-        except ImportError:
-            presets = {}
-        else:
-            presets = dict(AUGMENTATION_PRESETS)
-        self.preset_combo.blockSignals(True)
-        self.preset_combo.clear()
-        for name, description in presets.items():
-            self.preset_combo.addItem(name, description)
-        wanted = self.context.settings.value("dataset/preset", "book", str)
-        index = self.preset_combo.findText(wanted)
-        self.preset_combo.setCurrentIndex(max(index, 0))
-        self.preset_combo.blockSignals(False)
-        self._show_description()
-
-    def _show_description(self) -> None:
-        description = self.preset_combo.currentData() or ""
-        self.preset_description.setText(description)
-
-    @Slot()
-    def _on_tf_ready(self) -> None:
-        if self.preset_combo.count() == 0:
-            self._refresh_presets()
-        if self._preview_path:
-            self.reroll()
-
-    @Slot(int)
-    def _on_preset_changed(self, _index: int) -> None:
-        self._show_description()
-        self.context.settings.set_value("dataset/preset", self.preset_combo.currentText())
-        self.reroll()
-
+    # ---- thumbnails
     @Slot()
     def _thumbnail_clicked(self, index) -> None:
         path = index.data(ThumbnailModel.PathRole)
@@ -403,39 +307,7 @@ class DatasetTab(QWidget):
             self.context.image_chosen.emit(path)
 
     def set_preview_image(self, path: str) -> None:
-        self._preview_path = path
-        self.preview_source_label.setText(f"Image: {os.path.basename(path)} (top left: original)")
-        self.reroll()
-
-    @Slot()
-    def reroll(self) -> JobHandle | None:
-        """Run the chosen preset on the preview image again (new random draws)."""
-        if not self._preview_path or not self.context.tf_is_ready or self.preset_combo.count() == 0:
-            return None
-        path, preset = self._preview_path, self.preset_combo.currentText()
-        seed = int(np.random.default_rng().integers(0, 10_000))
-
-        def job(emit, cancel):
-            from engine.data.augment import augmentation_preview  # noqa: PLC0415
-            from engine.data.images import read_rgb_resized  # noqa: PLC0415
-
-            image = read_rgb_resized(path, 160)
-            cancel.raise_if_cancelled()
-            return image, augmentation_preview(image, preset, count=PREVIEW_COUNT, seed=seed)
-
-        self._preview_job = self.context.runner.start("Augmentation preview", job, group="augmentation preview")
-        self._preview_job.finished.connect(self._on_preview)
-        return self._preview_job
-
-    @Slot(object)
-    def _on_preview(self, result) -> None:
-        original, variants = result
-        images = [original, *list(variants)][: len(self.preview_labels)]
-        for label, image in zip(self.preview_labels, images):
-            pixmap = QPixmap.fromImage(numpy_to_qimage(np.clip(np.asarray(image), 0, 255)))
-            label.setPixmap(pixmap.scaled(PREVIEW_TILE, PREVIEW_TILE, Qt.AspectRatioMode.KeepAspectRatio,
-                                          Qt.TransformationMode.SmoothTransformation))
-        self.preview_done.emit()
+        self.preview.set_image(path)
 
     # ---- drag and drop
     def handle_drop(self, paths: list[str]) -> bool:
@@ -457,8 +329,6 @@ class DatasetTab(QWidget):
 
     def save_settings(self) -> None:
         self.context.settings.set_value("dataset/seed", self.seed_spin.value())
-
-
 
 
 def _describe_sizes(summary: dict) -> str:

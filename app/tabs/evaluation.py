@@ -31,10 +31,11 @@ from app.context import AppContext
 from app.widgets.tf_gate import TfGate
 from app.jobs import JobHandle
 from app.widgets.job_progress import JobProgress
+from app.widgets.model_source import image_file_filter, is_image_file
+from app.widgets.tables import read_only_table
 from app.widgets.thumbnails import ThumbnailModel
 
 GROUP = "evaluation"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 @dataclass
@@ -110,11 +111,7 @@ class EvaluationTab(QWidget):
         left_layout.setContentsMargins(0, 0, 0, 0)
         metrics_box = QGroupBox("Per class")
         metrics_layout = QVBoxLayout(metrics_box)
-        self.class_table = QTableWidget(0, 5)
-        self.class_table.setHorizontalHeaderLabels(["Class", "Precision", "Recall", "F1", "Images"])
-        self.class_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.class_table.verticalHeader().setVisible(False)
-        self.class_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.class_table = read_only_table(["Class", "Precision", "Recall", "F1", "Images"], rows=False)
         metrics_layout.addWidget(self.class_table)
         left_layout.addWidget(metrics_box, 1)
         confusion_box = QGroupBox("Confusion matrix — rows: true class, columns: predicted; click a cell")
@@ -165,12 +162,7 @@ class EvaluationTab(QWidget):
         predict_row.addWidget(self.predict_button)
         predict_row.addStretch(1)
         predict_layout.addLayout(predict_row)
-        self.predict_table = QTableWidget(0, 3)
-        self.predict_table.setHorizontalHeaderLabels(["Image", "Predicted", "Probability"])
-        self.predict_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.predict_table.verticalHeader().setVisible(False)
-        self.predict_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.predict_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.predict_table = read_only_table(["Image", "Predicted", "Probability"])
         predict_layout.addWidget(self.predict_table)
         right_layout.addWidget(predict_box, 2)
         splitter.addWidget(right)
@@ -397,8 +389,7 @@ class EvaluationTab(QWidget):
     @Slot()
     def choose_images(self) -> None:
         start = self.context.settings.value("folders/images", os.path.expanduser("~"), str)
-        paths, _ = QFileDialog.getOpenFileNames(self, "Images to classify", start,
-                                                "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ")")
+        paths, _ = QFileDialog.getOpenFileNames(self, "Images to classify", start, image_file_filter())
         if paths:
             self.context.settings.set_value("folders/images", os.path.dirname(paths[0]))
             self.predict(paths)
@@ -436,7 +427,7 @@ class EvaluationTab(QWidget):
             self.predict_table.setItem(row, 2, prob)
 
     def handle_drop(self, paths: list[str]) -> bool:
-        images = [p for p in paths if os.path.isfile(p) and p.lower().endswith(IMAGE_SUFFIXES)]
+        images = [p for p in paths if os.path.isfile(p) and is_image_file(p)]
         if not images:
             return False
         self.predict(images)

@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
 
 from app.tabs.inspection import InspectionTab
 from app.widgets.image_view import ImageView, best_columns
-from app.widgets.model_source import debounced
 
 PER_ROW = 8  # patterns per row of the engine's gallery; the tab lays them out for its view
 MARGIN = 5
@@ -121,19 +120,10 @@ class FiltersTab(InspectionTab):
         self.save_button.clicked.connect(self._on_save_clicked)
         self.layer_combo.currentIndexChanged.connect(self._on_layer_changed)
         self.gallery_view.clicked.connect(self._on_gallery_clicked)
-        self._relayout_timer = debounced(self, self._relayout)
-        self.gallery_view.resized.connect(self._relayout_timer.start)
+        self.relayout_when_resized(self.gallery_view, self._relayout)
         self.follow_shared_model()
 
     # -- public API -----------------------------------------------------------------------------
-    @Slot(str)
-    def select_layer(self, path: str) -> bool:
-        index = self.layer_combo.findData(path)
-        if index < 0:
-            return False
-        self.layer_combo.setCurrentIndex(index)
-        return True
-
     @Slot()
     def generate(self) -> None:
         """Start generating the patterns of the chosen filters (cancels a running generation)."""

@@ -34,7 +34,6 @@ from PySide6.QtWidgets import (
 from app.tabs.inspection import InspectionTab
 from app.widgets.faithfulness import FaithfulnessPanel
 from app.widgets.image_view import ImageView
-from app.widgets.model_source import read_image
 
 INPUT_LABELS = (("Whole photo", "whole"), ("As convscope predict", "predict"), ("Squashed to the model's square", "resize"))
 TARGET_LABELS = (("Logit", "logit"), ("Probability", "probability"))
@@ -164,14 +163,6 @@ class GradCamTab(InspectionTab):
         self.class_edit.clear()
         self.run()
 
-    @Slot(str)
-    def select_layer(self, path: str) -> bool:
-        index = self.layer_combo.findData(path)
-        if index < 0:
-            return False
-        self.layer_combo.setCurrentIndex(index)
-        return True
-
     def set_method(self, key: str) -> None:
         self.method_combo.setCurrentIndex(self.method_combo.findData(key))
 
@@ -186,10 +177,11 @@ class GradCamTab(InspectionTab):
         request = self.request(typed or self._class_index)
 
         def job(emit, cancel):
+            from engine.data.images import read_image_file  # noqa: PLC0415
             from engine.events import Status  # noqa: PLC0415
             from engine.inspect.explain import explain  # noqa: PLC0415
 
-            image = pixels if pixels is not None else read_image(path)
+            image = pixels if pixels is not None else read_image_file(path)
             emit(Status(f"Explaining {Path(path).name}"))
             explanation = explain(loaded, image, request, cancel)
             return {"image": image, "explanation": explanation, "model": loaded.model, "path": path}

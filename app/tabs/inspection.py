@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from PySide6.QtCore import Signal, Slot
+from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtWidgets import QLabel, QLayout, QVBoxLayout, QWidget
 
 from app.jobs import JobHandle
@@ -85,7 +85,17 @@ class InspectionTab(QWidget):
 
     @Slot(str)
     def select_layer(self, path: str) -> bool:
-        return False
+        """Choose layer ``path`` (the Model tab's choice); a tab with a ``layer_combo`` needs no more."""
+        combo = getattr(self, "layer_combo", None)
+        index = combo.findData(path) if combo is not None else -1
+        if index >= 0:
+            combo.setCurrentIndex(index)
+        return index >= 0
+
+    def relayout_when_resized(self, view, slot) -> None:
+        """Call ``slot`` once ``view`` has stopped being resized (re-lay out a grid for the new size)."""
+        self._relayout_timer = debounced(self, slot)
+        view.resized.connect(self._relayout_timer.start)
 
     def image_changed(self) -> None:
         """The image is now ``self._image_path``: show what the tab shows for it."""
@@ -180,3 +190,13 @@ class InspectionTab(QWidget):
         if self._is_current():
             self.on_cancelled()
             self.done.emit()
+
+
+def debounced(parent, slot, interval_ms: int = 80):
+    """A single-shot QTimer that calls ``slot`` once ``interval_ms`` after the last ``start()``
+    (for re-laying out a grid while its view is being resized)."""
+    timer = QTimer(parent)
+    timer.setSingleShot(True)
+    timer.setInterval(interval_ms)
+    timer.timeout.connect(slot)
+    return timer

@@ -31,15 +31,10 @@ TRUST_TOOLTIP = (
     "Tick this only for a file you made yourself or got from someone you trust."
 )
 
-_FALLBACK_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-
 def image_extensions() -> tuple[str, ...]:
-    try:
-        from engine.data.images import IMAGE_EXTENSIONS  # noqa: PLC0415
-    except ImportError:
-        return _FALLBACK_IMAGE_EXTENSIONS
-    return tuple(IMAGE_EXTENSIONS)
+    from engine.data.images import IMAGE_EXTENSIONS  # noqa: PLC0415 - PIL only, no TensorFlow
+
+    return tuple(sorted(IMAGE_EXTENSIONS))
 
 
 def is_image_file(path: str) -> bool:
@@ -272,40 +267,3 @@ def dropped_image_path(mime) -> str | None:
         if url.isLocalFile() and is_image_file(url.toLocalFile()):
             return url.toLocalFile()
     return None
-
-
-def debounced(parent, slot, interval_ms: int = 80):
-    """A single-shot QTimer that calls ``slot`` once ``interval_ms`` after the last ``start()``
-    (for re-laying out a grid while its view is being resized)."""
-    from PySide6.QtCore import QTimer  # noqa: PLC0415
-
-    timer = QTimer(parent)
-    timer.setSingleShot(True)
-    timer.setInterval(interval_ms)
-    timer.timeout.connect(slot)
-    return timer
-
-
-def read_image(path: str):
-    """Read ``path`` as an RGB uint8 array inside a job; an unreadable file becomes a readable
-    :class:`engine.errors.InvalidSetting` (shown as a message, not as a bug)."""
-    from engine.data.images import UnusableImage, read_rgb  # noqa: PLC0415
-    from engine.errors import InvalidSetting  # noqa: PLC0415
-
-    try:
-        return read_rgb(path)
-    except UnusableImage as error:
-        raise InvalidSetting(f"cannot use image {path}: {error.reason}",
-                             "choose a JPEG, PNG, BMP, GIF, TIFF or WebP image") from None
-    except OSError as error:
-        raise InvalidSetting(f"cannot read image {path}: {error.strerror or error}",
-                             "check that the file exists and is readable") from None
-
-
-def model_input_size(model, default: int = 224) -> int:
-    """The square input size of ``model`` (its input shape), or ``default`` when it is open."""
-    try:
-        shape = tuple(model.inputs[0].shape)
-        return int(shape[1]) if shape[1] is not None else default
-    except (AttributeError, IndexError, TypeError):
-        return default

@@ -165,14 +165,9 @@ def _load(args):
 
 
 def _read_image(path: str) -> np.ndarray:
-    from engine.data.images import UnusableImage, read_rgb  # noqa: PLC0415
+    from engine.data.images import read_image_file  # noqa: PLC0415
 
-    if not Path(path).is_file():
-        raise InvalidSetting(f"{path}: image file not found", "check the path")
-    try:
-        return read_rgb(path)
-    except UnusableImage as error:
-        raise InvalidSetting(f"{path}: {error.reason}", "give a JPEG or PNG photo") from None
+    return read_image_file(path)
 
 
 def _model_image(loaded, image: np.ndarray) -> np.ndarray:

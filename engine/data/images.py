@@ -290,3 +290,18 @@ def read_rgb_resized(path: str | os.PathLike, size: int, max_pixels: int = DEFAU
     """:func:`read_rgb` then :func:`resize_rgb` to ``size x size`` (the aspect ratio is not kept,
     exactly as in training)."""
     return resize_rgb(read_rgb(path, max_pixels), size)
+
+
+def read_image_file(path: str | os.PathLike) -> np.ndarray:
+    """One image the user chose (for prediction or inspection) as RGB uint8; a missing or unusable
+    file raises :class:`engine.errors.InvalidSetting` naming it — the GUI's and the CLI's one reader."""
+    from engine.errors import InvalidSetting  # noqa: PLC0415
+
+    if not os.path.isfile(path):
+        raise InvalidSetting(f"{path}: image file not found", "check the path")
+    try:
+        return read_rgb(path)
+    except UnusableImage as error:
+        raise InvalidSetting(f"{path}: {error.reason}", "choose a JPEG, PNG, BMP, GIF, TIFF or WebP image") from None
+    except OSError as error:
+        raise InvalidSetting(f"{path}: {error.strerror or error}", "check that the file is readable") from None

@@ -38,7 +38,7 @@ from engine.tf_runtime import tf as _tf
 
 _ROUTE_PIL, _ROUTE_JPEG, _ROUTE_PNG = 0, 1, 2
 _SHUFFLE_BUFFER_BYTES = 256 * 2**20  # decoded images held for shuffling after a cache
-_MEMORY_CACHE_SHARE = 0.25  # suggest_cache keeps a memory cache under this share of physical RAM
+_MEMORY_CACHE_SHARE = 0.25  # suggest_cache keeps a memory cache under this share of available memory
 _BLACK = np.zeros((1, 1, 3), dtype=np.uint8)
 # tf.data's autotuning model runs a background thread per iterator, and tearing an iterator down
 # (Keras does it at every epoch's start) sometimes waits ~1 s for that thread with the CPU idle:
@@ -186,16 +186,12 @@ def cache_bytes(num_items: int, image_size: int) -> int:
     return num_items * image_size * image_size * 3
 
 
-def _physical_memory() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # Windows has no sysconf
-        return None
-
-
 def suggest_cache(num_items: int, image_size: int, cache_file: str | os.PathLike) -> str:
-    """``"memory"`` when the decoded images fit in a quarter of physical RAM (2 GiB when unknown),
+    """``"memory"`` when the decoded images fit in a quarter of the memory available now
+    (:func:`engine.memory.available_memory`: the cgroup's headroom too; 2 GiB when unknown),
     else ``cache_file`` as a disk cache prefix (e.g. inside the run folder)."""
-    budget = _physical_memory()
+    from engine.memory import available_memory  # noqa: PLC0415
+
+    budget = available_memory()
     budget = int(budget * _MEMORY_CACHE_SHARE) if budget else 2 * 2**30
     return "memory" if cache_bytes(num_items, image_size) <= budget else str(cache_file)

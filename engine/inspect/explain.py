@@ -26,7 +26,7 @@ import numpy as np
 
 from engine.errors import InvalidSetting
 from engine.inspect.cam import METHODS, TARGETS, CamResult, class_count, compute_cam, resize_heatmap
-from engine.inspect.layers import build_tap_model, model_cache
+from engine.inspect.layers import build_tap_model, fixed_image_size, model_cache
 
 INPUTS = ("whole", "predict", "resize")
 TOP_K = 5
@@ -121,21 +121,13 @@ def input_size(loaded) -> int:
     """The model's square input size (its run's, else its input shape's, else 224)."""
     if loaded.input_size:
         return int(loaded.input_size)
-    shape = fixed_size(loaded.model)
+    shape = fixed_image_size(loaded.model)
     return shape[0] if shape else 224
-
-
-def fixed_size(model) -> tuple[int, int] | None:
-    try:
-        shape = tuple(model.inputs[0].shape)
-    except (AttributeError, IndexError, TypeError):
-        return None
-    return None if shape[1] is None or shape[2] is None else (int(shape[1]), int(shape[2]))
 
 
 def _runs_at(model, shape) -> bool:
     """Whether ``model`` can be traced at ``shape`` (H, W, C); the trace is cached for the passes."""
-    if fixed_size(model) in (None, tuple(shape[:2])):
+    if fixed_image_size(model) in (None, tuple(shape[:2])):
         return True
     try:
         model_cache.get(model, ("explain-tap", tuple(shape)), lambda: build_tap_model(model, [], input_shape=shape))
@@ -172,7 +164,7 @@ def top_k_at(loaded, array: np.ndarray, k: int = TOP_K, output_index: int = 0) -
     from engine.predict import class_names_for, to_probabilities  # noqa: PLC0415
 
     batch = np.asarray(array, np.float32)[None]
-    if fixed_size(loaded.model) in (None, tuple(array.shape[:2])):
+    if fixed_image_size(loaded.model) in (None, tuple(array.shape[:2])):
         outputs = loaded.model(batch, training=False)
     else:
         tap = model_cache.get(loaded.model, ("explain-tap", tuple(array.shape)),

@@ -171,6 +171,18 @@ def single_input_shape(model) -> tuple:
     return tuple(inputs[0].shape)
 
 
+def fixed_image_size(model) -> tuple[int, int] | None:
+    """(height, width) of the model's image input when both are fixed; None when either is free
+    or the model has no defined input. The one place the input size is read from a model."""
+    try:
+        shape = tuple(model.inputs[0].shape)
+    except (AttributeError, IndexError, TypeError):
+        return None
+    if len(shape) != 4 or shape[1] is None or shape[2] is None:
+        return None
+    return int(shape[1]), int(shape[2])
+
+
 def output_count(model) -> int:
     return len(getattr(model, "outputs", None) or [None])
 

@@ -260,13 +260,10 @@ def unsafe_parts(config: Any) -> list[str]:
 
 
 def _static_input_size(model) -> int | None:
-    try:
-        shape = model.inputs[0].shape
-    except (AttributeError, IndexError, TypeError):
-        return None
-    if len(shape) == 4 and shape[1] and shape[1] == shape[2]:
-        return int(shape[1])
-    return None
+    from engine.inspect.layers import fixed_image_size  # noqa: PLC0415
+
+    size = fixed_image_size(model)
+    return size[0] if size is not None and size[0] == size[1] else None
 
 
 # --------------------------------------------------------------------------------------------------

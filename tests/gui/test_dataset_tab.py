@@ -11,12 +11,10 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def tab(context, qtbot):
+def tab(open_tab):
     from app.tabs.dataset import DatasetTab
 
-    widget = DatasetTab(context)
-    qtbot.addWidget(widget)
-    widget.resize(1280, 760)
+    widget = open_tab(DatasetTab)
     widget.show()
     return widget
 
@@ -83,11 +81,11 @@ def test_augmentation_preview_shows_a_grid_and_rerolls(tf_context, qtbot, shapes
     qtbot.addWidget(tab)
     with qtbot.waitSignal(tab.done, timeout=30_000):
         tab.open_folder(str(shapes))
-    assert tab.preset_combo.isEnabled()
-    assert tab.preset_description.text()
-    with qtbot.waitSignal(tab.preview_done, timeout=60_000):
-        tab.reroll_button.click()
-    assert all(label.pixmap() is not None and not label.pixmap().isNull() for label in tab.preview_labels)
+    assert tab.preview.preset_combo.isEnabled()
+    assert tab.preview.description.text()
+    with qtbot.waitSignal(tab.preview.done, timeout=60_000):
+        tab.preview.reroll_button.click()
+    assert all(label.pixmap() is not None and not label.pixmap().isNull() for label in tab.preview.labels)
 
 
 def test_bar_chart_legend_sits_above_the_bars_and_totals(qtbot):

@@ -23,12 +23,10 @@ def scanned(tf_context, qtbot, shapes):
 
 
 @pytest.fixture
-def tab(scanned, qtbot):
+def tab(scanned, open_tab):
     from app.tabs.training import TrainingTab
 
-    widget = TrainingTab(scanned)
-    qtbot.addWidget(widget)
-    widget.resize(1280, 760)
+    widget = open_tab(TrainingTab)  # on the scanned context
     widget.show()
     widget.form.strategy_combo.setCurrentIndex(widget.form.strategy_combo.findData("scratch"))
     widget.form.size_spin.setValue(48)
