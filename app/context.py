@@ -73,6 +73,7 @@ class AppContext(QObject):
     image_chosen = Signal(str)  # the user chose an image on some tab: the image pickers offer it
     explain_image = Signal(str)  # "explain this image with the current model" (the Grad-CAM tab answers)
     open_run = Signal(str)  # "show this run folder's evaluation" (the Evaluation tab answers)
+    augmentation_chosen = Signal(str)  # a preset chosen on the Dataset tab's preview (training uses it)
     dataset_changed = Signal(object)  # engine.data.scan.ScanResult
     run_finished = Signal(str)  # run folder
     runs_changed = Signal()  # a run was created, finished or removed

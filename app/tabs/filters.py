@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.tabs.inspection import InspectionTab
+from app.widgets.controls import control_row
 from app.widgets.image_view import ImageView, best_columns
 
 PER_ROW = 8  # patterns per row of the engine's gallery; the tab lays them out for its view
@@ -89,18 +90,9 @@ class FiltersTab(InspectionTab):
         self.gate.add(self.layer_combo)
         self.gate.add(self.generate_button)
 
-        controls = QHBoxLayout()
-        controls.addWidget(QLabel("Layer:", self))
-        controls.addWidget(self.layer_combo, 1)
-        controls.addWidget(QLabel("First:", self))
-        controls.addWidget(self.first_spin)
-        controls.addWidget(QLabel("Count:", self))
-        controls.addWidget(self.count_spin)
-        controls.addWidget(QLabel("Steps:", self))
-        controls.addWidget(self.steps_spin)
-        controls.addWidget(self.precision_combo)
-        controls.addWidget(self.generate_button)
-        controls.addWidget(self.cancel_button)
+        controls = control_row(self, "Layer:", (self.layer_combo, 1), "First:", self.first_spin, "Count:",
+                               self.count_spin, "Steps:", self.steps_spin, self.precision_combo,
+                               self.generate_button, self.cancel_button)
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress, 1)
         progress_row.addWidget(self.save_button)

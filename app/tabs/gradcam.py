@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.tabs.inspection import InspectionTab
+from app.widgets.controls import choice_combo, control_row
 from app.widgets.faithfulness import FaithfulnessPanel
 from app.widgets.image_view import ImageView
 
@@ -59,21 +60,13 @@ class GradCamTab(InspectionTab):
         self.top: list[tuple[int, str, float]] = []
         self.input_text = ""  # which input the prediction and the map were computed on
 
-        self.input_combo = QComboBox(self)
-        for label, key in INPUT_LABELS:
-            self.input_combo.addItem(label, key)
-        self.input_combo.setToolTip("Whole photo: the heatmap covers everything you see. As convscope predict: "
-                                    "the exact input the CLI and the Evaluation tab classify (for ImageNet "
-                                    "models the centre crop)")
-        self.method_combo = QComboBox(self)
-        for label, key in METHOD_LABELS:
-            self.method_combo.addItem(label, key)
-        self.target_combo = QComboBox(self)
-        for label, key in TARGET_LABELS:
-            self.target_combo.addItem(label, key)
-        self.target_combo.setToolTip("What a softmax head's map differentiates: the class's pre-softmax score "
-                                     "(logit, as the Grad-CAM paper) or its probability; the faithfulness "
-                                     "scores below help choose")
+        self.input_combo = choice_combo(self, INPUT_LABELS, "Whole photo: the heatmap covers everything you see. "
+                                        "As convscope predict: the exact input the CLI and the Evaluation tab "
+                                        "classify (for ImageNet models the centre crop)")
+        self.method_combo = choice_combo(self, METHOD_LABELS)
+        self.target_combo = choice_combo(self, TARGET_LABELS, "What a softmax head's map differentiates: the "
+                                         "class's pre-softmax score (logit, as the Grad-CAM paper) or its "
+                                         "probability; the faithfulness scores below help choose")
         self.trust_panel = FaithfulnessPanel(self)
         self.layer_combo = QComboBox(self)
         self.layer_combo.setMinimumContentsLength(22)
@@ -101,18 +94,9 @@ class GradCamTab(InspectionTab):
         for widget in (self.run_button, self.class_edit, self.layer_combo, self.top_list):
             self.gate.add(widget)
 
-        controls = QHBoxLayout()
-        controls.addWidget(QLabel("Input:", self))
-        controls.addWidget(self.input_combo)
-        controls.addWidget(QLabel("Method:", self))
-        controls.addWidget(self.method_combo)
-        controls.addWidget(QLabel("Target:", self))
-        controls.addWidget(self.target_combo)
-        controls.addWidget(QLabel("Layer:", self))
-        controls.addWidget(self.layer_combo, 1)
-        controls.addWidget(QLabel("Class:", self))
-        controls.addWidget(self.class_edit, 1)
-        controls.addWidget(self.run_button)
+        controls = control_row(self, "Input:", self.input_combo, "Method:", self.method_combo, "Target:",
+                               self.target_combo, "Layer:", (self.layer_combo, 1), "Class:", (self.class_edit, 1),
+                               self.run_button)
         side = QWidget(self)
         side.setFixedWidth(290)
         side_layout = QVBoxLayout(side)

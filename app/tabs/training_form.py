@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import os
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.widgets.augment_preview import PRESET_SETTING
+from app.widgets.controls import choice_combo
 from app.widgets.tf_gate import TfGate
 
 STRATEGY_LABELS = {
@@ -45,42 +47,25 @@ class TrainingForm(QGroupBox):
         form_layout.addWidget(self.data_label)
         form = self._form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        self.strategy_combo = QComboBox()
-        from engine.train.config import STRATEGIES, STRATEGY_HELP  # noqa: PLC0415 (no TensorFlow)
+        from engine.models.presets import PRESETS  # noqa: PLC0415 (no TensorFlow)
+        from engine.train.config import STRATEGIES, STRATEGY_HELP  # noqa: PLC0415
 
-        for name in STRATEGIES:
-            self.strategy_combo.addItem(STRATEGY_LABELS.get(name, name), name)
-            self.strategy_combo.setItemData(self.strategy_combo.count() - 1, STRATEGY_HELP.get(name, ""),
-                                            Qt.ItemDataRole.ToolTipRole)
+        self.strategy_combo = choice_combo(self, [(STRATEGY_LABELS.get(name, name), name, STRATEGY_HELP.get(name, ""))
+                                                  for name in STRATEGIES])
         self.strategy_combo.currentIndexChanged.connect(self._on_strategy_changed)
         form.addRow("Strategy", self.strategy_combo)
         self.strategy_help = QLabel()
         self.strategy_help.setWordWrap(True)
         form.addRow(self.strategy_help)
-        self.base_combo = QComboBox()
-        from engine.bases.registry import all_bases  # noqa: PLC0415 (no TensorFlow)
-
-        for spec in all_bases():
-            try:
-                status = spec.weights_status()
-                weights = "weights ready" if status.present else f"no weights: {status.source}"
-            except Exception as error:  # noqa: BLE001 - a registry entry must not break the form
-                weights = f"weights unknown ({error})"
-            self.base_combo.addItem(spec.label, spec.name)
-            self.base_combo.setItemData(self.base_combo.count() - 1, f"{spec.label}\n{weights}",
-                                        Qt.ItemDataRole.ToolTipRole)
+        self.base_combo = self._base_combo()
         self.base_combo.currentIndexChanged.connect(self._on_base_changed)
         form.addRow("Base", self.base_combo)
         self.base_status = QLabel()
         self.base_status.setWordWrap(True)
         form.addRow(self.base_status)
-        self.preset_combo = QComboBox()
-        from engine.models.presets import PRESETS  # noqa: PLC0415 (no TensorFlow)
-
-        for name, info in PRESETS.items():
-            self.preset_combo.addItem(name, name)
-            self.preset_combo.setItemData(self.preset_combo.count() - 1, getattr(info, "description", ""),
-                                          Qt.ItemDataRole.ToolTipRole)
+        self.preset_combo = choice_combo(self, [(name, name, getattr(info, "description", ""))
+                                                for name, info in PRESETS.items()])
+        self.preset_combo.currentIndexChanged.connect(self._show_default_size)
         form.addRow("Model preset", self.preset_combo)
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 1000)
@@ -98,15 +83,10 @@ class TrainingForm(QGroupBox):
         form.addRow("Learning rate", self.lr_edit)
         augment_row = QHBoxLayout()
         self.augment_check = QCheckBox("on")
-        self.augmentation_combo = QComboBox()
-        try:
-            from engine.data.augment import AUGMENTATION_PRESETS  # noqa: PLC0415
-        except ImportError:
-            AUGMENTATION_PRESETS = {"book": "", "mild": "", "none": ""}  # noqa: N806
-        for name, description in AUGMENTATION_PRESETS.items():
-            self.augmentation_combo.addItem(name, name)
-            self.augmentation_combo.setItemData(self.augmentation_combo.count() - 1, description,
-                                                Qt.ItemDataRole.ToolTipRole)
+        from engine.data.augment import AUGMENTATION_PRESETS  # noqa: PLC0415 (no TensorFlow)
+
+        self.augmentation_combo = choice_combo(self, [(name, name, description)
+                                                      for name, description in AUGMENTATION_PRESETS.items()])
         augment_row.addWidget(self.augment_check)
         augment_row.addWidget(self.augmentation_combo, 1)
         form.addRow("Augmentation", augment_row)
@@ -139,7 +119,12 @@ class TrainingForm(QGroupBox):
         for widget in (self.start_button, self.finetune_combo):
             self.tf_gate.add(widget)
         self.load_settings()
+        if self.base_combo.currentIndex() >= 0 and not self.base_combo.model().item(
+                self.base_combo.currentIndex()).isEnabled():
+            self._select_data(self.base_combo, next((self.base_combo.itemData(i) for i in range(self.base_combo.count())
+                                                     if self.base_combo.model().item(i).isEnabled()), None))
         context.dataset_changed.connect(self._on_dataset_changed)
+        context.augmentation_chosen.connect(self._on_augmentation_chosen)
         context.tf_ready.connect(self._on_tf_ready)
         self._on_strategy_changed()
 
@@ -159,6 +144,47 @@ class TrainingForm(QGroupBox):
         return self.context.settings.value("training/runs_root", "", str) or str(default_runs_dir())
 
     # ---- settings persistence
+    def _base_combo(self):
+        """The bases; one without weights is listed but cannot be chosen: every strategy that uses a
+        base (feature extraction, fine-tuning) needs its pretrained weights."""
+        from engine.bases.registry import all_bases  # noqa: PLC0415 (no TensorFlow)
+
+        choices, missing = [], []
+        for spec in all_bases():
+            try:
+                status = spec.weights_status()
+                ready, weights = status.present, ("weights ready" if status.present else f"no weights: {status.source}")
+            except Exception as error:  # noqa: BLE001 - a registry entry must not break the form
+                ready, weights = False, f"weights unknown ({error})"
+            if not ready:
+                weights += "\nNot available: feature extraction and fine-tuning need the pretrained weights."
+                missing.append(len(choices))
+            choices.append((spec.label + ("" if ready else " — no weights"), spec.name, f"{spec.label}\n{weights}"))
+        combo = choice_combo(self, choices)
+        for index in missing:
+            combo.model().item(index).setEnabled(False)
+        return combo
+
+    @Slot()
+    def _show_default_size(self, *_args) -> None:
+        """"Image size: default (150 px)": what the default is for this strategy and model."""
+        from engine.bases.registry import get_base  # noqa: PLC0415 (no TensorFlow)
+        from engine.models.presets import get_preset  # noqa: PLC0415
+
+        try:
+            if self.strategy_combo.currentData() == "scratch":
+                size = get_preset(self.preset_combo.currentData()).default_image_size
+            else:
+                size = get_base(self.base_combo.currentData()).input_size
+            self.size_spin.setSpecialValueText(f"default ({size} px)")
+        except Exception:  # noqa: BLE001 - an unknown name: the plain word
+            self.size_spin.setSpecialValueText("default")
+
+    @Slot(str)
+    def _on_augmentation_chosen(self, preset: str) -> None:
+        """The Dataset tab's preview preset becomes the one training uses."""
+        self._select_data(self.augmentation_combo, preset)
+
     def load_settings(self) -> None:
         s = self.context.settings
         self._select_data(self.strategy_combo, s.value("training/strategy", "scratch", str))
@@ -169,7 +195,9 @@ class TrainingForm(QGroupBox):
         self.size_spin.setValue(s.value("training/image_size", 0, int))
         self.lr_edit.setText(s.value("training/learning_rate", "", str))
         self.augment_check.setChecked(s.value("training/augment", False, bool))
-        self._select_data(self.augmentation_combo, s.value("training/augmentation", "book", str))
+        # the preset last previewed on the Dataset tab, unless one was chosen here since
+        self._select_data(self.augmentation_combo, s.value("training/augmentation", "", str)
+                          or s.value(PRESET_SETTING, "book", str))
         self.limit_spin.setValue(s.value("training/max_per_class", 0, int))
 
     def save_settings(self) -> None:
@@ -253,6 +281,7 @@ class TrainingForm(QGroupBox):
 
     @Slot()
     def _on_base_changed(self, *_args) -> None:
+        self._show_default_size()
         name = self.base_combo.currentData()
         if not name:
             return

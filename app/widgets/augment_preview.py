@@ -93,6 +93,7 @@ class AugmentationPreview(QGroupBox):
     def _on_preset_changed(self, _index: int) -> None:
         self.description.setText(self.preset_combo.currentData() or "")
         self.context.settings.set_value(PRESET_SETTING, self.preset_combo.currentText())
+        self.context.augmentation_chosen.emit(self.preset_combo.currentText())
         self.reroll()
 
     def set_image(self, path: str) -> None:
