@@ -132,6 +132,41 @@ def test_activations_and_filters_commands(model_file, image_file, tmp_path, caps
     assert "not filters over an image" in capsys.readouterr().err
 
 
+def test_activations_of_several_layers_or_all_come_from_one_pass(model_file, image_file, tmp_path, capsys,
+                                                                    monkeypatch):
+    from engine.inspect import activations
+
+    path, _ = model_file
+    image_path, _ = image_file
+    single = tmp_path / "conv2.png"
+    assert main(["activations", str(path), str(image_path), "--layer", "tiny_base/conv2", "--out", str(single)]) == 0
+    capsys.readouterr()
+    calls = []
+    compute = activations.compute_activations
+    monkeypatch.setattr(activations, "compute_activations", lambda *a: calls.append(a[2]) or compute(*a))
+    folder = tmp_path / "grids"
+    assert main(["activations", str(path), str(image_path), "--layer", "conv1", "--layer", "tiny_base/conv2",
+                 "--out", str(folder), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["layers"]
+    assert [r["layer"] for r in rows] == ["tiny_base/conv1", "tiny_base/conv2"] and [r["channels"] for r in rows] == [8, 12]
+    assert calls == [["tiny_base/conv1", "tiny_base/conv2"]]  # one forward pass for both
+    assert sorted(p.name for p in folder.iterdir()) == ["tiny_base__conv1.png", "tiny_base__conv2.png"]
+    # the grid of a layer is the same whether it was asked alone or with others
+    np.testing.assert_array_equal(np.asarray(Image.open(folder / "tiny_base__conv2.png")), np.asarray(Image.open(single)))
+    calls.clear()
+    everything = tmp_path / "all"
+    assert main(["activations", str(path), str(image_path), "--all", "--out", str(everything)]) == 0
+    names = sorted(p.name for p in everything.iterdir())  # every feature map: rescaling, conv1, pool1, conv2
+    assert len(calls) == 1 and len(names) == 4 and names[3].startswith("tiny_base__rescaling")
+    assert names[:3] == ["tiny_base__conv1.png", "tiny_base__conv2.png", "tiny_base__pool1.png"]
+    assert "Wrote 4 grids" in capsys.readouterr().out
+    assert main(["activations", str(path), str(image_path), "--all", "--out", str(tmp_path / "x.png")]) == 2
+    assert "give a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # neither --layer nor --all: argparse's usage error
+        main(["activations", str(path), str(image_path), "--out", str(folder)])
+    assert "one of the arguments --layer --all is required" in capsys.readouterr().err
+
+
 def _json_lines(text):
     lines = [line for line in text.splitlines() if line.strip()]
     return [json.loads(line) for line in lines]  # every line is one JSON object

@@ -31,13 +31,20 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_layers)
 
     p = subparsers.add_parser(
-        "activations", help="every channel of one layer's feature map for an image, as a grid PNG",
-        description="One forward pass; each channel standardised as in the book (x64 + 128), all channels shown.",
+        "activations", help="every channel of layers' feature maps for an image, as grid PNGs (one pass)",
+        description="One forward pass for all the layers asked for; each channel standardised as in the book "
+                    "(x64 + 128), all channels shown. One --layer with --out FILE.png writes that file; "
+                    "otherwise --out is a folder that gets one LAYER.png per layer ('/' in paths becomes '__').",
     )
     _model_args(p)
     p.add_argument("image", metavar="IMAGE", help="an image file (JPEG, PNG, ...)")
-    p.add_argument("--layer", required=True, help="layer path (see `convscope layers MODEL`)")
-    p.add_argument("--out", required=True, metavar="PNG", help="where to write the channel grid")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--layer", action="append", metavar="L",
+                       help="layer path (see `convscope layers MODEL`); repeat for more layers")
+    which.add_argument("--all", action="store_true",
+                       help="every layer with a feature map (height x width x channels), nested bases included")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="folder for the grids (or FILE.png with a single --layer)")
     p.add_argument("--images-per-row", type=int, default=16, metavar="N", help="channels per row (default 16)")
     p.add_argument("--json", action="store_true", help="print statistics as JSON")
     p.set_defaults(func=run_activations)
@@ -242,26 +249,41 @@ def _nested_example(infos, cam_layer: str | None) -> str:
                 (infos[-1].path if infos else "NAME"))
 
 
+def _activation_layers(model, args: argparse.Namespace) -> list[str]:
+    from engine.inspect.layers import canonical_path, list_layers  # noqa: PLC0415
+
+    if args.all:
+        return [info.path for info in list_layers(model)
+                if info.is_spatial and not info.is_model and info.class_name != "InputLayer"]
+    return list(dict.fromkeys(canonical_path(model, layer) for layer in args.layer))
+
+
 def run_activations(args: argparse.Namespace) -> int:
     from engine.inspect.activations import channel_grid, channel_stats, compute_activations  # noqa: PLC0415
-    from engine.inspect.layers import canonical_path  # noqa: PLC0415
 
-    out = _check_out(args.out, ".png", "--out")
+    single_file = args.layer is not None and len(args.layer) == 1 and Path(args.out).suffix.lower() == ".png"
     if args.images_per_row < 1:
         raise InvalidSetting("--images-per-row must be at least 1")
+    if not single_file and (Path(args.out).is_file() or Path(args.out).suffix.lower() == ".png"):
+        raise InvalidSetting(f"--out {args.out} names a file", "give a folder for several layers' grids")
     loaded = _load(args)
     image = _model_image(loaded, _read_image(args.image))
-    path = canonical_path(loaded.model, args.layer)
-    activation = compute_activations(loaded.model, image, [path])[path]
-    grid = channel_grid(activation, images_per_row=args.images_per_row)
-    _write_png(out, grid)
-    stats = channel_stats(activation)
+    paths = _activation_layers(loaded.model, args)
+    if not paths:
+        raise InvalidSetting(f"{loaded.label} has no layer with a feature map", "check `convscope layers MODEL`")
+    activations = compute_activations(loaded.model, image, paths)  # one forward pass for all of them
+    rows = []
+    for path in paths:
+        out = Path(args.out) if single_file else Path(args.out) / (path.replace("/", "__") + ".png")
+        _write_png(out, channel_grid(activations[path], images_per_row=args.images_per_row))
+        rows.append({"layer": path, "out": str(out), **channel_stats(activations[path])})
     if args.json:
-        print_json({"layer": path, "out": str(out), **stats})
-    else:
-        say(f"{path}: {stats['shape']} — mean {stats['mean']:.4g}, max {stats['max']:.4g}, "
+        print_json(rows[0] if single_file else {"layers": rows})
+        return 0
+    for stats in rows:
+        say(f"{stats['layer']}: {stats['shape']} — mean {stats['mean']:.4g}, max {stats['max']:.4g}, "
             f"{stats['zero_channels']} of {stats['channels']} channels all zero ({stats['zero_fraction']:.0%})")
-        say(f"Wrote {out}")
+    say(f"Wrote {rows[0]['out']}" if single_file else f"Wrote {len(rows)} grids to {args.out}")
     return 0
 
 
