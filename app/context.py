@@ -78,6 +78,7 @@ class AppContext(QObject):
     run_finished = Signal(str)  # run folder
     runs_changed = Signal()  # a run was created, finished or removed
     show_tab = Signal(str)  # ask the main window to show the tab with this title
+    export_model = Signal(str)  # "open the Export dialog for this run folder / model file" (the main window answers)
 
     def __init__(self, settings: AppSettings | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)

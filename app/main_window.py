@@ -56,6 +56,8 @@ class MainWindow(QMainWindow):
             self.tab_widget.setTabToolTip(index, f"{title} (Ctrl+{index + 1})")
         self.setCentralWidget(self.tab_widget)
         context.show_tab.connect(self.show_tab)
+        context.export_model.connect(self.open_export_dialog)
+        self.export_dialog = None
 
         build_menus(self)
         self._build_status_bar()
@@ -148,6 +150,16 @@ class MainWindow(QMainWindow):
         if tab is not None and title in TAB_TITLES:
             self.tab_widget.setCurrentIndex(TAB_TITLES.index(title))
         return tab
+
+    @Slot(str)
+    def open_export_dialog(self, model: str):
+        from app.dialogs.export import ExportDialog  # noqa: PLC0415
+
+        if self.export_dialog is not None:
+            self.export_dialog.close()
+        self.export_dialog = ExportDialog(self.context, model, self)
+        self.export_dialog.show()
+        return self.export_dialog
 
     def tab(self, title: str) -> QWidget | None:
         return self.tabs.get(title)

@@ -93,6 +93,11 @@ class EvaluationTab(QWidget):
         self.evaluate_button = QPushButton("Evaluate on the test split")
         self.evaluate_button.clicked.connect(self.evaluate)
         top.addWidget(self.evaluate_button)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Export this run's model to SavedModel, LiteRT, ONNX or .keras, checked "
+                                      "against the Keras model")
+        self.export_button.clicked.connect(self.export_run)
+        top.addWidget(self.export_button)
         self.tf_gate = TfGate(self.context, parent=self, text="Loading TensorFlow…")
         top.addWidget(self.tf_gate)
         root.addLayout(top)
@@ -255,6 +260,12 @@ class EvaluationTab(QWidget):
         self._job.ended.connect(self._on_ended)
         self.evaluate_button.setEnabled(False)
         return self._job
+
+    @Slot()
+    def export_run(self) -> None:
+        run_dir = self.model.run_dir or self.run_combo.currentData()
+        if run_dir:
+            self.context.export_model.emit(str(run_dir))
 
     @Slot()
     def cancel(self) -> None:

@@ -1,5 +1,5 @@
 """The Training tab's list of runs: their status and best accuracy, ticks to overlay their curves,
-resume of an interrupted run and "open in the Evaluation tab" (through ``context.open_run``)."""
+resume of an interrupted run, "open in the Evaluation tab" (``context.open_run``) and "export" (``context.export_model``)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,10 @@ class RunsPanel(QGroupBox):
         self.evaluate_button.setToolTip("Open the selected run in the Evaluation tab")
         self.evaluate_button.clicked.connect(self.evaluate_selected)
         buttons = QHBoxLayout()
-        for button in (self.refresh_button, self.resume_button, self.evaluate_button):
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Export the selected run's model (SavedModel, LiteRT, ONNX, .keras)")
+        self.export_button.clicked.connect(self.export_selected)
+        for button in (self.refresh_button, self.resume_button, self.evaluate_button, self.export_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
@@ -178,12 +181,19 @@ class RunsPanel(QGroupBox):
         resumable = selected is not None and selected[1] != "finished"
         self.resume_button.setEnabled(resumable and self.context.tf_is_ready and not self._busy)
         self.evaluate_button.setEnabled(selected is not None)
+        self.export_button.setEnabled(selected is not None)
 
     @Slot()
     def resume_selected(self) -> None:
         selected = self.selected_run()
         if selected:
             self.resume_requested.emit(selected[0])
+
+    @Slot()
+    def export_selected(self) -> None:
+        selected = self.selected_run()
+        if selected:
+            self.context.export_model.emit(selected[0])
 
     @Slot()
     def evaluate_selected(self, *_args) -> None:

@@ -1,0 +1,1 @@
+"""Dialogs opened from the tabs (each in its own module)."""
