@@ -69,3 +69,15 @@ def test_a_failed_check_shows_its_figures_and_where_it_was_kept(context, qtbot, 
     text = dialog.result_label.text()
     assert "Check FAILED" in text and "0.003" in text and "out.failed" in text
     assert dialog.destination_edit.text() == str(tmp_path / "model-savedmodel")
+
+
+def test_export_from_a_run_in_the_training_tabs_runs_list(window, qtbot, trained_run, context):
+    context.settings.set_value("training/runs_root", str(Path(trained_run).parent))
+    tab = window.show_tab("Training")
+    tab.runs.refresh()
+    table = tab.runs.table
+    row = next(r for r in range(table.rowCount()) if table.item(r, 0).text().startswith("run"))
+    table.selectRow(row)
+    assert tab.runs.export_button.isEnabled()
+    tab.runs.export_button.click()
+    assert window.export_dialog is not None and window.export_dialog.model_source == trained_run
