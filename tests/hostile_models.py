@@ -15,6 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SEGMENT_BYTES = 16 << 20
+# Run as ``python -c LOAD_AND_REPORT FILE``: loads FILE the way `convscope predict` does and prints
+# one JSON line with the message (None when it loaded), the seconds and its own peak memory.
+LOAD_AND_REPORT = """
+import json, resource, sys, time
+start = time.monotonic()
+from engine.errors import ConvScopeError
+from engine.models.loading import load_model
+try:
+    loaded = load_model(sys.argv[1])
+    message, parameters = None, loaded.model.count_params()
+except ConvScopeError as error:
+    message, parameters = str(error), None
+print(json.dumps({"message": message, "parameters": parameters, "seconds": time.monotonic() - start,
+                  "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                  "tensorflow": "tensorflow" in sys.modules}))
+"""
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,15 @@ def giant_layer(entries: dict[str, bytes], path: Path, units: int = 10**12) -> P
     return write_zip(path, _genuine_except(entries, "config.json") + [stored_entry("config.json", changed)])
 
 
+def many_layers(entries: dict[str, bytes], path: Path, count: int = 6_000) -> Path:
+    """The genuine model with ``count`` more copies of its Dense layer listed (minutes of building)."""
+    config = json.loads(entries["config.json"])
+    layers = config["config"]["layers"]
+    layers.extend([layers[-1]] * count)
+    changed = json.dumps(config).encode()
+    return write_zip(path, _genuine_except(entries, "config.json") + [stored_entry("config.json", changed)])
+
+
 def oversized_weights(entries: dict[str, bytes], path: Path, size: int = 40 << 20) -> Path:
     """Honest sizes, ratio 1, but a weights entry of 40 MB for a model of a few kB."""
     data = entries["model.weights.h5"] + bytes(size)
@@ -107,5 +132,6 @@ HOSTILE_MAKERS = {
     "many-entries": many_entries,
     "path-traversal": path_traversal,
     "giant-layer": giant_layer,
+    "many-layers": many_layers,
     "oversized-weights": oversized_weights,
 }

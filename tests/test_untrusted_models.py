@@ -19,21 +19,6 @@ from engine.models.loading import load_keras_file, load_model
 
 REPO = Path(__file__).resolve().parents[1]
 PEAK_LIMIT = int(1.5 * 2**30)  # issue 19: refusing any hostile file costs at most 1.5 GB
-# The child loads the file the way `convscope predict` does and reports its own peak memory.
-CHILD = """
-import json, resource, sys, time
-start = time.monotonic()
-from engine.errors import ConvScopeError
-from engine.models.loading import load_model
-try:
-    load_model(sys.argv[1])
-    message = None
-except ConvScopeError as error:
-    message = str(error)
-print(json.dumps({"message": message, "seconds": time.monotonic() - start,
-                  "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                  "tensorflow": "tensorflow" in sys.modules}))
-"""
 
 
 def _tiny_model():
@@ -60,7 +45,7 @@ def _refuse_in_child(model_file: Path, scratch: Path) -> dict:
         (scratch / name).mkdir()
     env = dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=str(scratch / "tmp"), CONVSCOPE_HOME=str(scratch / "home"),
                KERAS_HOME=str(scratch / "keras"), TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-c", CHILD, str(model_file)], cwd=scratch / "cwd", env=env,
+    done = subprocess.run([sys.executable, "-c", hostile_models.LOAD_AND_REPORT, str(model_file)], cwd=scratch / "cwd", env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -72,6 +57,7 @@ HOSTILE_CASES = {
     "many-entries": "the archive lists 60,003 entries; a Keras model has 3",
     "path-traversal": "entry named '../../outside.txt', which points outside",
     "giant-layer": "refused: the model declares 5,000,000,000,112 parameters (18.2 TiB of variables)",
+    "many-layers": "refused: the model declares 6,005 layers; the largest Keras application has about 1,040",
     "oversized-weights": "refused: its weights entry holds 40.0 MiB, but the model it belongs to declares only",
 }
 
@@ -200,3 +186,14 @@ def test_available_memory_is_the_smaller_of_the_machine_and_the_cgroup(version, 
     assert memory.available_memory() == (2 << 30) - (3 << 29) + (1 << 28)  # 0.75 GiB
     monkeypatch.setattr(memory, "_meminfo_available", lambda: 1 << 29)
     assert memory.available_memory() == 1 << 29  # the machine is the tighter one
+
+
+def test_too_many_entries_are_refused_before_zipfile_parses_one(genuine, tmp_path, monkeypatch):
+    model_file = hostile_models.many_entries(genuine, tmp_path / "many.keras")
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("zipfile parsed the central directory of a 60,000-entry archive")
+
+    monkeypatch.setattr(archive.zipfile, "ZipFile", no_parsing)
+    with pytest.raises(ModelFileError, match="the archive lists 60,003 entries"):
+        archive.read_checked(model_file)

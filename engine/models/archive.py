@@ -37,7 +37,7 @@ from engine.memory import available_memory, format_bytes
 
 MAX_ENTRIES = 64  # real files: 3 (assets/ entries appear only for layers with assets)
 MAX_CENTRAL_DIRECTORY = 1 << 20  # 64 entries with names up to 255 bytes fit in ~20 kB
-MAX_CONFIG_BYTES = 32 << 20  # config.json: 151 kB measured (Lite0 with its head); 200x headroom
+MAX_CONFIG_BYTES = 16 << 20  # config.json: 151 kB measured (Lite0 with its head); 100x headroom
 MAX_METADATA_BYTES = 1 << 20  # metadata.json: 64 bytes measured
 MAX_ENTRY_BYTES = 8 << 30  # any other entry: 63 MB measured; VGG16 with its 4096-wide head would be 0.55 GB
 MAX_RATIO = 100  # declared / stored; Keras stores (1.0), a re-zipped config deflates ~10x

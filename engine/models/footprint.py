@@ -26,6 +26,10 @@ from engine.memory import available_memory, format_bytes
 OPTIMIZER_SLOTS = 3  # a checkpoint holds the weights plus optimizer state: Adam with amsgrad keeps 3 slots
 WEIGHTS_MARGIN = 16 << 20  # h5 overhead: ~1.5 kB per variable measured (Lite0: 387 kB over 247 variables)
 PER_VARIABLE_OVERHEAD = 4 << 10
+# Lite0 has 144 layers, the largest keras.applications model (NASNetLarge) about 1,040. Building a
+# layer symbolically costs ~5 ms and ~18 kB (3,000 parallel Dense layers: 14 s, 55 MB, load ~9), so
+# this bounds the dry run and Keras's own build to seconds and tens of MB.
+MAX_LAYERS = 5_000
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,22 @@ def declared_footprint(config: dict, safe_mode: bool) -> Footprint | None:
     return outcome[0] if outcome else None
 
 
+def count_layers(config) -> int:
+    """Layers in every ``"layers"`` list of the config, nested models included (iterative: a config
+    nested deeper than Python's recursion limit is counted, not crashed on)."""
+    total, stack = 0, [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            layers = node.get("layers")
+            if isinstance(layers, list):
+                total += len(layers)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return total
+
+
 def _itemsize(dtype) -> int:
     import numpy as np  # noqa: PLC0415
 
@@ -71,6 +91,12 @@ def _itemsize(dtype) -> int:
 def check_footprint(path: Path, config: dict, weights_bytes: int, safe_mode: bool) -> Footprint | None:
     """Refuse ``path`` when its declared variables cannot fit in memory, or its weights entry is far
     larger than those variables; see the module doc."""
+    layers = count_layers(config)
+    if layers > MAX_LAYERS:
+        raise ModelFileError(
+            f"{path}: refused: the model declares {layers:,} layers; the largest Keras application has about "
+            f"1,040 (at most {MAX_LAYERS:,} allowed)",
+            "the file was altered or made to exhaust the machine; ask for the model again or train it yourself")
     footprint = declared_footprint(config, safe_mode)
     if footprint is None:
         return None
