@@ -69,6 +69,7 @@ class AppContext(QObject):
 
     tf_ready = Signal()
     model_changed = Signal(object)  # engine.models.loading.LoadedModel
+    model_failed = Signal(str, str)  # source, one-line reason: the model pickers show it inline
     layer_selected = Signal(str)
     image_chosen = Signal(str)  # the user chose an image on some tab: the image pickers offer it
     explain_image = Signal(str)  # "explain this image with the current model" (the Grad-CAM tab answers)
@@ -88,6 +89,7 @@ class AppContext(QObject):
         self._tf_job: JobHandle | None = None
         self._model = None
         self._model_job: JobHandle | None = None
+        self._model_source = ""
         self.dataset = None  # the last ScanResult
 
     # ---- TensorFlow, loaded in the background
@@ -118,7 +120,10 @@ class AppContext(QObject):
 
     def open_model(self, source: str, trust: bool = False) -> JobHandle:
         """Load a model (a .keras file, a run folder or a base name) in the runner; emits
-        ``model_changed`` when loaded. Errors are shown by the runner."""
+        ``model_changed`` when loaded, ``model_failed`` (shown inline by every model picker) and the
+        runner's error report when not. Loading runs on a thread of this process: a hostile file
+        cannot make it run away, because ``load_model`` bounds what it inflates and allocates first
+        (engine/models/archive.py, footprint.py)."""
 
         def job(emit, cancel):
             from engine.events import Status  # noqa: PLC0415
@@ -129,7 +134,14 @@ class AppContext(QObject):
 
         self._model_job = self.runner.start("Loading model", job, group="model")
         self._model_job.finished.connect(self._on_model_loaded)
+        self._model_job.failed.connect(self._on_model_failed)
+        self._model_source = source
         return self._model_job
+
+    @Slot(object)
+    def _on_model_failed(self, error: object) -> None:
+        if self.sender() is self._model_job:  # a replaced load's failure is not news
+            self.model_failed.emit(self._model_source, str(error))
 
     @Slot(object)
     def _on_model_loaded(self, loaded: object) -> None:

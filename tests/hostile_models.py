@@ -16,7 +16,7 @@ from pathlib import Path
 
 SEGMENT_BYTES = 16 << 20
 # Run as ``python -c LOAD_AND_REPORT FILE``: loads FILE the way `convscope predict` does and prints
-# one JSON line with the message (None when it loaded), the seconds and its own peak memory.
+# one JSON line with the message (None when it loaded), the seconds and its own peak resident memory.
 LOAD_AND_REPORT = """
 import json, resource, sys, time
 start = time.monotonic()
@@ -27,9 +27,15 @@ try:
     message, parameters = None, loaded.model.count_params()
 except ConvScopeError as error:
     message, parameters = str(error), None
+# VmHWM, not ru_maxrss: Linux carries the parent's resident size at fork into the child's ru_maxrss
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+try:
+    with open("/proc/self/status") as status:
+        peak = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    pass
 print(json.dumps({"message": message, "parameters": parameters, "seconds": time.monotonic() - start,
-                  "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                  "tensorflow": "tensorflow" in sys.modules}))
+                  "peak_rss": peak, "tensorflow": "tensorflow" in sys.modules}))
 """
 
 

@@ -97,6 +97,7 @@ class ModelSourcePicker(QWidget):
         self.trust_box.setToolTip(TRUST_TOOLTIP)
         self.status = QLabel("No model loaded", self)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status.setWordWrap(True)  # a refusal's reason is a sentence; it wraps instead of being cut
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         layout = QHBoxLayout(self)
@@ -112,6 +113,8 @@ class ModelSourcePicker(QWidget):
         self.load_button.clicked.connect(self.load_current)
         self.browse_button.clicked.connect(self._browse)
         context.model_changed.connect(self._on_model_changed)
+        if hasattr(context, "model_failed"):
+            context.model_failed.connect(self._on_model_failed)
         if hasattr(context, "run_finished"):
             context.run_finished.connect(self._on_run_finished)
         self.refresh()
@@ -187,6 +190,20 @@ class ModelSourcePicker(QWidget):
         if source:
             self.combo.blockSignals(True)
             self.add_source(source, None if self.combo.findData(source) >= 0 else f"{label}")
+            self.combo.blockSignals(False)
+
+    @Slot(str, str)
+    def _on_model_failed(self, source: str, message: str) -> None:
+        """Inline, beside the picker: the file was refused or failed to load; the model shown before
+        (if any) is still the one loaded."""
+        name = Path(source).name or source
+        reason = message[len(source) + 2:] if message.startswith(f"{source}: ") else message
+        self.status.setText(f"⚠ {name} not loaded: {reason}")
+        self.status.setToolTip(message)
+        loaded = getattr(self._context, "current_model", None)
+        if loaded is not None and self.combo.findData(str(loaded.source)) >= 0:
+            self.combo.blockSignals(True)  # the picker names the model that is still loaded
+            self.combo.setCurrentIndex(self.combo.findData(str(loaded.source)))
             self.combo.blockSignals(False)
 
     @Slot(str)

@@ -63,6 +63,16 @@ def declared_footprint(config: dict, safe_mode: bool) -> Footprint | None:
     return outcome[0] if outcome else None
 
 
+def check_layer_count(path: Path, config: dict) -> None:
+    """Refuse a config listing more than :data:`MAX_LAYERS` layers (no TensorFlow needed)."""
+    layers = count_layers(config)
+    if layers > MAX_LAYERS:
+        raise ModelFileError(
+            f"{path}: refused: the model declares {layers:,} layers; the largest Keras application has about "
+            f"1,040 (at most {MAX_LAYERS:,} allowed)",
+            "the file was altered or made to exhaust the machine; ask for the model again or train it yourself")
+
+
 def count_layers(config) -> int:
     """Layers in every ``"layers"`` list of the config, nested models included (iterative: a config
     nested deeper than Python's recursion limit is counted, not crashed on)."""
@@ -91,12 +101,7 @@ def _itemsize(dtype) -> int:
 def check_footprint(path: Path, config: dict, weights_bytes: int, safe_mode: bool) -> Footprint | None:
     """Refuse ``path`` when its declared variables cannot fit in memory, or its weights entry is far
     larger than those variables; see the module doc."""
-    layers = count_layers(config)
-    if layers > MAX_LAYERS:
-        raise ModelFileError(
-            f"{path}: refused: the model declares {layers:,} layers; the largest Keras application has about "
-            f"1,040 (at most {MAX_LAYERS:,} allowed)",
-            "the file was altered or made to exhaust the machine; ask for the model again or train it yourself")
+    check_layer_count(path, config)
     footprint = declared_footprint(config, safe_mode)
     if footprint is None:
         return None

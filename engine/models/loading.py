@@ -27,7 +27,7 @@ from typing import Any
 
 from engine.errors import ConvScopeError, InvalidSetting, ModelFileError, UnsafeModelError
 from engine.models.archive import read_checked
-from engine.models.footprint import check_footprint
+from engine.models.footprint import check_footprint, check_layer_count
 from engine.tf_runtime import keras
 
 RUN_CONFIG = "config.json"
@@ -116,7 +116,6 @@ def load_keras_file(path: str | os.PathLike, trust: bool = False, compile: bool 
     if path.name.lower().endswith(".weights.h5") or suffix in (".h5", ".hdf5"):
         _explain_h5(path)
     config, weights_bytes, keras_version = _read_archive(path)  # bounded: engine.models.archive
-    _check_version(path, keras_version)
     try:
         problems = unsafe_parts(config if compile else _without_compile_config(config))
     except RecursionError:
@@ -128,6 +127,8 @@ def load_keras_file(path: str | os.PathLike, trust: bool = False, compile: bool 
             "code when loaded",
             TRUST_HINT,
         )
+    check_layer_count(path, config)  # still without TensorFlow
+    _check_version(path, keras_version)
     k = keras()
     from engine.data.augment import register_layers  # noqa: PLC0415
 
