@@ -99,6 +99,8 @@ class TrainingForm(QGroupBox):
         self.limit_spin.setSpecialValueText("all")
         self.limit_spin.setToolTip("Use at most this many images per class (quick experiments)")
         form.addRow("Images per class", self.limit_spin)
+        self.precision_combo = self._precision_combo()
+        form.addRow("Precision", self.precision_combo)
         form_layout.addLayout(form)
         self.tf_gate = TfGate(context, parent=self, text="Loading TensorFlow…")
         form_layout.addWidget(self.tf_gate)
@@ -115,7 +117,7 @@ class TrainingForm(QGroupBox):
         self.setMinimumWidth(390)
         self._form_widgets = [self.strategy_combo, self.base_combo, self.preset_combo, self.epochs_spin,
                               self.batch_spin, self.size_spin, self.lr_edit, self.augment_check,
-                              self.augmentation_combo, self.limit_spin]
+                              self.augmentation_combo, self.limit_spin, self.precision_combo]
         for widget in (self.start_button, self.finetune_combo):
             self.tf_gate.add(widget)
         self.load_settings()
@@ -165,6 +167,20 @@ class TrainingForm(QGroupBox):
             combo.model().item(index).setEnabled(False)
         return combo
 
+    def _precision_combo(self):
+        """float32 (the default) or a mixed precision; "Auto" names what it picks on this machine and
+        why (engine.precision: the one decision the CLI and the Filters tab use too)."""
+        from engine.precision import choose_precision, gpu_compute_capability  # noqa: PLC0415 (no TensorFlow)
+
+        auto = choose_precision("auto", gpu=gpu_compute_capability(load_tensorflow=False))
+        return choice_combo(self, [
+            ("float32", "float32", "Full precision: the same numbers on every machine"),
+            (f"Auto ({auto.policy} here)", "auto", auto.reason[0].upper() + auto.reason[1:]),
+            ("mixed_bfloat16", "mixed_bfloat16", "Fast only on CPUs with AMX or AVX-512-BF16 units; "
+                                                 "emulated elsewhere (several times slower)"),
+            ("mixed_float16", "mixed_float16", "For GPUs with tensor cores"),
+        ])
+
     @Slot()
     def _show_default_size(self, *_args) -> None:
         """"Image size: default (150 px)": what the default is for this strategy and model."""
@@ -199,6 +215,7 @@ class TrainingForm(QGroupBox):
         self._select_data(self.augmentation_combo, s.value("training/augmentation", "", str)
                           or s.value(PRESET_SETTING, "book", str))
         self.limit_spin.setValue(s.value("training/max_per_class", 0, int))
+        self._select_data(self.precision_combo, s.value("training/precision", "float32", str))
 
     def save_settings(self) -> None:
         values = self.form_config()
@@ -213,6 +230,7 @@ class TrainingForm(QGroupBox):
         s.set_value("training/augment", self.augment_check.isChecked())
         s.set_value("training/augmentation", values.augmentation)
         s.set_value("training/max_per_class", values.max_per_class or 0)
+        s.set_value("training/precision", values.precision)
 
     @staticmethod
     def _select_data(combo: QComboBox, value) -> None:
@@ -247,6 +265,7 @@ class TrainingForm(QGroupBox):
             augmentation=self.augmentation_combo.currentData() or "mild",
             finetune_from=self.finetune_combo.currentData() if strategy == "finetune" else None,
             max_per_class=self.limit_spin.value() or None,
+            precision=self.precision_combo.currentData() or "float32",
             seed=self.context.settings.value("dataset/seed", 0, int),
             runs_root=self.runs_root(),
             tensorboard=False,

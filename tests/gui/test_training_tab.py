@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -66,6 +67,25 @@ def test_training_draws_curves_and_lists_the_run(tab, qtbot, scanned):
     assert tab.curves.overlays
     tab.smooth_check.setChecked(True)
     tab.curves.flush()
+
+
+def test_the_precision_chosen_in_the_form_is_the_one_the_run_records(tab, qtbot, scanned):
+    import json
+
+    from engine.precision import choose_precision
+
+    combo = tab.form.precision_combo
+    assert combo.currentData() == "float32"  # the default: the same numbers on every machine
+    assert combo.itemText(combo.findData("auto")) == f"Auto ({choose_precision('auto').policy} here)"
+    combo.setCurrentIndex(combo.findData("mixed_bfloat16"))
+    tab.form.epochs_spin.setValue(1)
+    finished = []
+    scanned.run_finished.connect(finished.append)
+    with qtbot.waitSignal(tab.done, timeout=180_000):
+        tab.form.start_button.click()
+    manifest = json.loads((Path(finished[0]) / "manifest.json").read_text())
+    assert manifest["precision"] == {"policy": "mixed_bfloat16", "reason": "chosen explicitly"}
+    assert scanned.settings.value("training/precision", "", str) == "mixed_bfloat16"
 
 
 def test_cancel_returns_to_idle_quickly_and_keeps_last_keras(tab, qtbot, scanned):
