@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import hostile_models
+from test_train_tinybase import tiny_base  # noqa: F401 - fixture
 from engine.errors import ModelFileError
 from engine.models import archive, footprint
 from engine.models.loading import load_keras_file, load_model
@@ -198,3 +199,45 @@ def test_too_many_entries_are_refused_before_zipfile_parses_one(genuine, tmp_pat
     monkeypatch.setattr(archive.zipfile, "ZipFile", no_parsing)
     with pytest.raises(ModelFileError, match="the archive lists 60,003 entries"):
         archive.read_checked(model_file)
+
+
+@pytest.fixture()
+def bomb_everywhere(genuine, tmp_path):
+    """The bomb as a .keras file, and as the best.keras of an otherwise plausible run folder."""
+    from imagegen import make_shapes_dataset
+
+    bomb = hostile_models.inflating_entry(genuine, tmp_path / "bomb.keras")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"classes": ["circle", "square"], "image_size": 32,
+                                                 "strategy": "features-augmented"}))
+    hostile_models.inflating_entry(genuine, run / "best.keras")
+    data = make_shapes_dataset(tmp_path / "data", per_class=4, size=32)
+    image = next((data / "circle").iterdir())
+    return bomb, run, data, image
+
+
+def test_every_way_a_model_gets_in_refuses_the_bomb(bomb_everywhere, tiny_base, tmp_path, capsys):
+    from engine.cli import main
+
+    bomb, run, data, image = bomb_everywhere
+    out = tmp_path / "out"
+    ways = {
+        "predict": ["predict", str(bomb), str(image)],
+        "summary": ["summary", str(bomb)],
+        "layers": ["layers", str(bomb)],
+        "activations": ["activations", str(bomb), str(image), "--layer", "conv2d", "--out", str(out / "a.png")],
+        "filters": ["filters", str(bomb), "--layer", "conv2d", "--count", "1", "--out", str(out / "f.png")],
+        "gradcam": ["gradcam", str(bomb), str(image), "--out", str(out / "g.png")],
+        "export": ["export", str(bomb), "--format", "keras", "--out", str(out / "export")],
+        "run folder": ["predict", str(run), str(image)],
+        "evaluate": ["evaluate", str(run), "--data", str(data)],
+        "head-from-run": ["train", "--data", str(data), "--strategy", "finetune", "--base", tiny_base,
+                          "--head-from-run", str(run), "--image-size", "32", "--out", str(out / "ft")],
+    }
+    for way, argv in ways.items():
+        status = main(argv)
+        err = capsys.readouterr().err
+        assert status == 2 and "decompression bomb" in err, f"{way}: exit {status}: {err[-600:]}"
+        leftovers = sorted(str(p.relative_to(out)) for p in out.rglob("*")) if out.exists() else []
+        assert leftovers == [], f"{way} wrote {leftovers}"

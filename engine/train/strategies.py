@@ -105,6 +105,11 @@ def train(config: TrainConfig, emit: Sink = discard, cancel: CancelToken | None 
     config.validate()
     cfg = config.resolved()
     cfg.validate()
+    head_file = _head_run_model(Path(cfg.head_from_run)) if cfg.head_from_run else None
+    if head_file is not None and head_file.is_file():  # a hostile or damaged file: refused before a run folder exists
+        from engine.models.archive import read_checked  # noqa: PLC0415 (no TensorFlow)
+
+        read_checked(head_file)
     split, scan_result = _prepare_split(cfg, emit, cancel)
     root = Path(cfg.runs_root) if cfg.runs_root else None
     if cfg.out:
@@ -603,6 +608,10 @@ def _finetune(ctx: _Context) -> None:
          save=_checkpointer(ctx, model))
 
 
+def _head_run_model(source: Path) -> Path:
+    return source / rundir.BEST if (source / rundir.BEST).exists() else source / rundir.LAST
+
+
 def _model_from_run(ctx: _Context, source: Path):
     info = rundir.read_config(source)
     if info.get("strategy") not in ("features-augmented", "finetune"):
@@ -611,7 +620,7 @@ def _model_from_run(ctx: _Context, source: Path):
     if int(info.get("image_size", -1)) != ctx.size or list(info.get("classes", [])) != ctx.classes:
         raise InvalidSetting(f"run '{source}' has other classes or image size than this run",
                              f"use image size {info.get('image_size')} and the same data")
-    path = source / rundir.BEST if (source / rundir.BEST).exists() else source / rundir.LAST
+    path = _head_run_model(source)
     ctx.emit(Status(f"reusing the trained head of {path}"))
     return _with_this_runs_augmentation(ctx, load_keras(path), info)
 
