@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from app.context import AppContext
 from app.widgets.tf_gate import TfGate
 from app.jobs import JobHandle
+from app.widgets.class_explanation import class_explanation_buttons, open_class_explanation
 from app.widgets.job_progress import JobProgress
 from app.widgets.model_source import image_file_filter, is_image_file
 from app.widgets.tables import read_only_table
@@ -69,6 +70,8 @@ class EvaluationTab(QWidget):
         self.model = EvaluationViewModel()
         self._job: JobHandle | None = None
         self._pending_cam: str | None = None
+        self.open_cell_at: tuple[int, int] | None = None  # the confusion cell whose images are shown
+        self.class_window = None  # the last whole-class explanation window
         self.setAcceptDrops(True)
         self._build()
         for widget in [self.evaluate_button, self.predict_button]:
@@ -156,6 +159,7 @@ class EvaluationTab(QWidget):
         self.cam_button.clicked.connect(self.cam_selected)
         self.cam_button.setEnabled(False)
         cam_row.addWidget(self.cam_button)
+        self.explain_class_button, self.explain_cell_button = class_explanation_buttons(self, cam_row)
         cam_row.addStretch(1)
         gallery_layout.addLayout(cam_row)
         right_layout.addWidget(gallery_box, 3)
@@ -347,6 +351,9 @@ class EvaluationTab(QWidget):
                     font = item.font()
                     font.setBold(i == row and j == column)
                     item.setFont(font)
+        self.open_cell_at = (row, column)
+        for button in (self.explain_class_button, self.explain_cell_button):
+            button.setEnabled(bool(self.model.run_dir) and self.context.tf_is_ready)
         self.gallery.set_items([(p["path"], f"{p['predicted']} {p['score']:.2f}") for p in items])
         kind = "correct" if row == column else "mistaken"
         self.gallery_label.setText(
@@ -356,6 +363,16 @@ class EvaluationTab(QWidget):
             self.gallery_view.setCurrentIndex(self.gallery.index(0))
         self._update_cam_button()
         self.gallery_changed.emit()
+
+    @Slot()
+    def explain_class(self) -> None:
+        self.class_window = open_class_explanation(self, self.context, self.model.run_dir, self.model.classes,
+                                                   self.open_cell_at, whole_class=True)
+
+    @Slot()
+    def explain_cell(self) -> None:
+        self.class_window = open_class_explanation(self, self.context, self.model.run_dir, self.model.classes,
+                                                   self.open_cell_at, whole_class=False)
 
     def gallery_paths(self) -> list[str]:
         return self.gallery.paths()

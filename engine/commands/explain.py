@@ -33,7 +33,8 @@ def register(subparsers) -> None:
                     "base's Grad-CAM layer, else the model's last layer with a 4-D output.",
     )
     _model_args(p)
-    p.add_argument("image", metavar="IMAGE", help="an image file (JPEG, PNG, ...)")
+    p.add_argument("image", metavar="IMAGE", nargs="?",
+                   help="an image file (JPEG, PNG, ...); not with --test-class")
     p.add_argument("--class", dest="class_", metavar="INDEX|NAME",
                    help="class index or name (default: the predicted class)")
     p.add_argument("--layer", help="feature-map layer path (default: see above)")
@@ -47,7 +48,16 @@ def register(subparsers) -> None:
                         "Grad-CAM paper) or its probability (default logit)")
     p.add_argument("--output-index", type=int, default=0, metavar="N", help="which model output (default 0)")
     p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in the overlay (default 0.4)")
-    p.add_argument("--out", required=True, metavar="PNG", help="where to write the overlay")
+    p.add_argument("--out", required=True, metavar="PNG|DIR",
+                   help="where to write the overlay (with --test-class: a folder for the mean heatmap, the "
+                        "gallery and class_explanation.json)")
+    p.add_argument("--test-class", metavar="NAME",
+                   help="explain every test image of this class of the run MODEL instead of one image: the mean "
+                        "heatmap and a gallery sorted by faithfulness, weakest explanation first")
+    p.add_argument("--predicted", metavar="NAME",
+                   help="with --test-class: only the images the model predicts as NAME (a confusion-matrix cell), "
+                        "explained as NAME")
+    p.add_argument("--limit", type=int, default=200, metavar="N", help="with --test-class: at most N images")
     p.add_argument("--save-heatmap", metavar="NPY",
                    help="also save the float heatmap (0..1) as .npy, at the size of the image it is drawn over")
     p.add_argument("--score", action="store_true",
@@ -60,6 +70,15 @@ def register(subparsers) -> None:
 
 
 def run_gradcam(args: argparse.Namespace) -> int:
+    if args.test_class is not None:
+        if args.image is not None:
+            raise InvalidSetting(f"give either an IMAGE or --test-class, not both ({args.image})",
+                                 "--test-class explains the run's own test images")
+        return run_test_class(args)
+    if args.image is None:
+        raise InvalidSetting("no IMAGE given", "name an image file, or a class of a run with --test-class NAME")
+    if args.predicted is not None:
+        raise InvalidSetting("--predicted goes with --test-class", "e.g. --test-class coat --predicted pullover")
     from engine.inspect.cam import overlay  # noqa: PLC0415
     from engine.inspect.explain import ExplainRequest, explain  # noqa: PLC0415
 
@@ -112,4 +131,33 @@ def run_gradcam(args: argparse.Namespace) -> int:
         for line in trust.lines() if trust is not None else []:
             say(line)
         say(f"Wrote {out}" + (f" and {heat_out}" if heat_out else ""))
+    return 0
+
+
+def run_test_class(args: argparse.Namespace) -> int:
+    from engine.inspect.class_explain import ClassExplainConfig, explain_test_class, write_class_explanation  # noqa: PLC0415
+
+    config = ClassExplainConfig(run=args.model, test_class=args.test_class, predicted=args.predicted,
+                                method=args.method, layer=args.layer, target=args.target,
+                                steps=min(args.steps, 100), limit=args.limit)
+    config.validate()
+    sink = _sink(args, args.method)
+    try:
+        result = explain_test_class(config, sink)
+        files = write_class_explanation(result, args.out)
+    finally:
+        getattr(sink, "close", lambda: None)()
+    data = {**result.to_dict(), "files": {key: str(path) for key, path in files.items()}}
+    if args.json_events:
+        _json_result(data)
+    elif args.json:
+        print_json(data)
+    else:
+        cell = f" predicted as {result.predicted}" if result.predicted else ""
+        say(f"{result.method} of '{result.explained_class}' over {len(result.items)} test image(s) of "
+            f"'{result.test_class}'{cell}")
+        say("Weakest explanations first (faithfulness = insertion AUC - deletion AUC):")
+        for item in result.items[:5]:
+            say(f"  {item.faithfulness:+.3f}  p {item.probability:.2f}  {item.path}")
+        say(f"Wrote {files['mean_overlay']}, {files['gallery']}, {files['summary']}")
     return 0

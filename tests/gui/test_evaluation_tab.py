@@ -53,3 +53,35 @@ def test_metrics_confusion_gallery_and_gradcam(tf_context, qtbot, trained_run, s
         assert tab.handle_drop(images)
     assert tab.predict_table.rowCount() == 3
     assert tab.predict_table.item(0, 1).text() in ("circle", "square")
+
+
+def test_whole_class_and_cell_explanations_from_the_confusion_matrix(tf_context, qtbot, trained_run):
+    from app.tabs.evaluation import EvaluationTab
+
+    tab = EvaluationTab(tf_context)
+    qtbot.addWidget(tab)
+    tab.resize(1280, 760)
+    tab.show()
+    with qtbot.waitSignal(tab.done, timeout=120_000):
+        tab.show_run(trained_run)
+    matrix = tab.model.metrics["confusion_matrix"]
+    row, column = max(((i, j) for i in range(2) for j in range(2)), key=lambda ij: matrix[ij[0]][ij[1]])
+    tab.confusion_table.cellClicked.emit(row, column)
+    tab.explain_cell_button.click()
+    window = tab.class_window
+    with qtbot.waitSignal(window.done, timeout=120_000):
+        pass
+    assert window.last_error == ""
+    result = window.result
+    assert len(result.items) == matrix[row][column] == window.gallery.count()
+    assert result.test_class == tab.model.classes[row] and result.explained_class == tab.model.classes[column]
+    gaps = [item.faithfulness for item in result.items]
+    assert gaps == sorted(gaps)  # weakest explanation first, as listed
+    assert window.gallery.item(0).text().startswith(f"{gaps[0]:+.2f}")
+    assert window.mean_view.image().shape == result.mean_image.shape
+    window.close()
+    tab.explain_class_button.click()
+    with qtbot.waitSignal(tab.class_window.done, timeout=120_000):
+        pass
+    assert len(tab.class_window.result.items) == sum(matrix[row])  # every test image of the true class
+    tab.class_window.close()
