@@ -52,6 +52,7 @@ class JobHandle(QObject):
         self.group = group
         # a job the app starts on its own (loading TensorFlow): not the user's to watch or cancel
         self.background = background
+        self.inline_errors = False  # the caller shows a ConvScopeError itself (JobRunner.start)
         self.token = CancelToken()
         self.outcome: Outcome | None = None
         self.result: Any = None

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.error_report import describe_error, open_error_box
 from app.job_handle import JobFn, JobHandle, ThreadJob
+from engine.errors import ConvScopeError
 
 __all__ = ["JobFn", "JobHandle", "JobRunner"]
 
@@ -48,11 +49,15 @@ class JobRunner(QObject):
         self._last_box: QMessageBox | None = None
 
     # ---- starting and cancelling
-    def start(self, name: str, fn: JobFn, group: str | None = None, *, background: bool = False) -> JobHandle:
+    def start(self, name: str, fn: JobFn, group: str | None = None, *, background: bool = False,
+              inline_errors: bool = False) -> JobHandle:
         """Run ``fn(emit, cancel)`` on a worker thread. A running job of the same ``group``
         (default: the same ``name``) is cancelled first. A ``background`` job is one the app starts
-        on its own (loading TensorFlow): the status bar and Esc leave it alone."""
+        on its own (loading TensorFlow): the status bar and Esc leave it alone. With
+        ``inline_errors`` the caller shows a ConvScopeError beside its fields: it is only logged
+        here (a bug still gets the dialog)."""
         handle = self._new_handle(name, group, background)
+        handle.inline_errors = inline_errors
         return self._launch(handle, ThreadJob(handle, fn).thread)
 
     def start_process(self, name: str, target, args: tuple = (), kwargs: dict | None = None,
@@ -163,6 +168,9 @@ class JobRunner(QObject):
         handle = self.sender()
         details = handle.error_details if isinstance(handle, JobHandle) else ""
         name = handle.name if isinstance(handle, JobHandle) else "job"
+        if getattr(handle, "inline_errors", False) and isinstance(error, ConvScopeError):
+            describe_error(name, error, details)  # logged; the tab shows it beside the field
+            return
         self.report_error(name, error, details)
 
     @Slot()

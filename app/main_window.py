@@ -22,6 +22,7 @@ from app.tab_registry import TAB_TITLES, LazyTabs, load_tab_class
 from app.widgets.job_progress import JobProgress
 from app.theme import app_icon
 from app.window_menus import build_menus
+from engine.outcome import Outcome
 
 log = logging.getLogger("convscope.app")
 
@@ -108,6 +109,7 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.tf_label)
         self.context.tf_ready.connect(self._on_tf_ready)
         self.context.runner.error_reported.connect(self._on_error_reported)
+        self.context.runner.job_ended.connect(self._on_job_ended)
 
     @Slot()
     def switch_to_tab_action(self) -> None:
@@ -197,7 +199,14 @@ class MainWindow(QMainWindow):
 
     @Slot(str, str, str)
     def _on_error_reported(self, name: str, message: str, _details: str) -> None:
-        self.statusBar().showMessage(f"{name}: {message}", 10_000)
+        self.statusBar().showMessage(f"⚠ {name}: {message}", 10_000)
+
+    @Slot(object)
+    def _on_job_ended(self, handle) -> None:
+        """A later success takes an old error message off the status bar."""
+        if handle.outcome == Outcome.FINISHED and not handle.background \
+                and self.statusBar().currentMessage().startswith("⚠"):
+            self.statusBar().clearMessage()
 
     # ---- drag and drop: delegated to the tabs
     def _drop_paths(self, event) -> list[str]:

@@ -225,7 +225,7 @@ class ActivationsTab(InspectionTab):
                 self._layer = first
                 self.status.setText("Pick an image (or drop one here)." if not self._image_path else "")
         if self._image_path:
-            self._compute()
+            self.when_shown(self._compute)
 
     def _fill_tree(self) -> None:
         parents: list[QTreeWidgetItem | None] = [None]
@@ -361,8 +361,7 @@ class ActivationsTab(InspectionTab):
         columns = self.columns_for(activation)
         try:
             grid = channel_grid(activation, images_per_row=columns, margin=GRID_MARGIN)
-        except ConvScopeError as error:  # numpy only, instant: report it the same way
-            self.context.runner.report_error("Activations", error)
+        except ConvScopeError as error:  # numpy only, instant: shown in the tab, as a job's error
             self.on_exception(error)
             return
         height, width, channels = activation.shape

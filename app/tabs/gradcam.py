@@ -38,6 +38,7 @@ from app.widgets.image_view import ImageView
 
 INPUT_LABELS = (("Whole photo", "whole"), ("As convscope predict", "predict"), ("Squashed to the model's square", "resize"))
 TARGET_LABELS = (("Logit", "logit"), ("Probability", "probability"))
+CLASS_TIP = "Leave empty for the predicted class; or pick one in the list on the left"
 METHOD_LABELS = (("Grad-CAM", "gradcam"), ("Grad-CAM++", "gradcam++"), ("Score-CAM", "scorecam"),
                  ("Saliency (gradients)", "saliency"))
 
@@ -74,7 +75,7 @@ class GradCamTab(InspectionTab):
         self.layer_combo.setToolTip("The feature map to explain (Grad-CAM looks at the last conv layer by default)")
         self.class_edit = QLineEdit(self)
         self.class_edit.setPlaceholderText("any class: name or index")
-        self.class_edit.setToolTip("Leave empty for the predicted class; or pick one in the list on the left")
+        self.class_edit.setToolTip(CLASS_TIP)
         self.run_button = QPushButton("Explain", self)
         self.run_button.setDefault(True)
         self.top_list = QListWidget(self)
@@ -202,6 +203,8 @@ class GradCamTab(InspectionTab):
     @Slot(object)
     def set_model(self, loaded) -> None:
         self._loaded = loaded
+        self._class_index = None  # the previous model's class means nothing to this one
+        self.class_edit.clear()
         self._heatmap = None
         self.result = None
         self._cancel_trust()
@@ -244,10 +247,12 @@ class GradCamTab(InspectionTab):
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
         self.class_edit.setCompleter(completer)
         if self._image_path:
-            self.run()
+            self.when_shown(self.run)
 
     # -- job outcome ----------------------------------------------------------------------------
     def on_done(self, outcome: dict) -> None:
+        self.class_edit.setStyleSheet("")
+        self.class_edit.setToolTip(CLASS_TIP)
         self._show_explanation(outcome)
         if self.explanation is outcome["explanation"]:
             self._start_trust(self._loaded, outcome["explanation"])
@@ -321,6 +326,9 @@ class GradCamTab(InspectionTab):
         self.run_button.setEnabled(True)
         self.trust_panel.clear()
         super().on_exception(error)
+        if str(error).startswith("class ") or "unknown class" in str(error):  # the class field's fault
+            self.class_edit.setStyleSheet("border: 1px solid #c0392b;")
+            self.class_edit.setToolTip(str(error))
 
     def on_cancelled(self) -> None:
         self.run_button.setEnabled(True)

@@ -14,9 +14,10 @@ what it shows (Orange3's ConcurrentWidgetMixin):
 
 from __future__ import annotations
 
+import html
 from typing import Any, Callable
 
-from PySide6.QtCore import QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import QLabel, QLayout, QVBoxLayout, QWidget
 
 from app.jobs import JobHandle
@@ -37,10 +38,12 @@ class InspectionTab(QWidget):
         self._loaded = None
         self._handle: JobHandle | None = None
         self._image_path = ""
+        self._when_shown = None  # work deferred while the tab is in the background
         self.last_error = ""
         self.model_picker = ModelSourcePicker(context, self)
         self.status = QLabel("", self)
         self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.gate = TfGate(context, [self.model_picker], self)
         self.image_picker: ImagePicker | None = None
         if self.uses_image:
@@ -110,8 +113,25 @@ class InspectionTab(QWidget):
         """Progress of the current job."""
 
     def on_exception(self, error: object) -> None:
+        """A setting the user can fix is shown here, in the tab, not in a dialog."""
         self.last_error = str(error)
-        self.status.setText(f"⚠ {error}")
+        self.status.setText(f"<span style='color:#c0392b'>⚠ {html.escape(str(error))}</span>")
+
+    # -- work the user did not ask for waits until the tab is seen ------------------------------------
+    def when_shown(self, action: Callable[[], None]) -> None:
+        """Run ``action`` now if the user can see this tab, else the next time it is shown: a model
+        loaded on another tab must not start work, nor raise errors, in a tab in the background."""
+        if self.window().isVisible() and not self.isVisible():
+            self._when_shown = action
+        else:
+            self._when_shown = None
+            action()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        action, self._when_shown = self._when_shown, None
+        if action is not None:
+            action()
 
     def on_cancelled(self) -> None:
         self.status.setText("Cancelled.")
@@ -146,7 +166,7 @@ class InspectionTab(QWidget):
     # -- the tab's job ------------------------------------------------------------------------------
     def start_job(self, name: str, fn: Callable) -> JobHandle:
         """Run ``fn(emit, cancel)`` in the runner as this tab's job (a running one is cancelled)."""
-        handle = self.context.runner.start(name, fn, group=self.title)
+        handle = self.context.runner.start(name, fn, group=self.title, inline_errors=True)
         handle.engine_event.connect(self._job_event)
         handle.progress.connect(self._job_progress)
         handle.finished.connect(self._job_finished)
