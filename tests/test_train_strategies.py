@@ -160,7 +160,7 @@ def test_finetune_from_unknown_layer_lists_valid_names(shapes, tmp_path, tiny_ba
 @pytest.fixture
 def unthrottled(monkeypatch):
     """Every batch reports BatchProgress; ``unthrottled.callback`` is the run's engine callback."""
-    import engine.train.strategies as strategies
+    import engine.train.fitting as fitting
     from engine.train import callbacks as cb_module
 
     original = cb_module.make_engine_callback
@@ -169,7 +169,7 @@ def unthrottled(monkeypatch):
         make.callback = original(**{**kw, "max_rate": 1e9})
         return make.callback
 
-    monkeypatch.setattr(strategies, "make_engine_callback", make)
+    monkeypatch.setattr(fitting, "make_engine_callback", make)
     return make
 
 
@@ -279,9 +279,9 @@ def test_finetune_reuses_a_finished_features_augmented_run(shapes, tmp_path, tin
 
 
 def test_memory_estimate_warns_before_training(shapes, tmp_path, monkeypatch):
-    import engine.train.strategies as strategies
+    import engine.train.fitting as fitting
 
-    monkeypatch.setattr(strategies, "_available_memory", lambda: 4 * 2**20)  # a 4 MiB machine
+    monkeypatch.setattr(fitting, "_available_memory", lambda: 4 * 2**20)  # a 4 MiB machine
     events, sink = _collect()
     result = train(_config(shapes, tmp_path, epochs=1, batch_size=16), sink)
     warnings = [e.message for e in events if "out of memory" in getattr(e, "message", "")]
@@ -290,7 +290,22 @@ def test_memory_estimate_warns_before_training(shapes, tmp_path, monkeypatch):
     assert events.index(next(e for e in events if "out of memory" in getattr(e, "message", ""))) < first_epoch
     assert result.status == "finished"
     # and a realistic machine gets no warning for the same small run
-    monkeypatch.setattr(strategies, "_available_memory", lambda: 16 * 2**30)
+    monkeypatch.setattr(fitting, "_available_memory", lambda: 16 * 2**30)
     events2, sink2 = _collect()
     train(_config(shapes, tmp_path, epochs=1, batch_size=16, out=str(tmp_path / "r2")), sink2)
     assert not [e for e in events2 if "out of memory" in getattr(e, "message", "")]
+
+
+def test_every_configurable_strategy_has_its_own_registered_module():
+    """The CLI/GUI choices (config.STRATEGIES) and the registry name the same strategies, each a
+    module of its own with train(ctx); an unknown name is refused with the choices."""
+    from engine.train.config import STRATEGIES
+    from engine.train.strategies import get_strategy, strategy_names
+
+    assert strategy_names() == list(STRATEGIES)
+    trains = {get_strategy(name).train for name in STRATEGIES}
+    assert len({fn.__module__ for fn in trains}) == len(STRATEGIES)
+    assert get_strategy("finetune").first_phase({}) == "head"
+    assert get_strategy("finetune").first_phase({"phase1_done": True}) == "finetune"
+    with pytest.raises(InvalidSetting, match="choose one of: scratch"):
+        get_strategy("no-such-strategy")

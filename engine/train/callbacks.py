@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from engine.events import BatchProgress, CancelToken, CheckpointSaved, EpochEnded, Sink
 from engine.tf_runtime import keras
-from engine.train import rundir
+from engine.train.rundir import RunState
 
 
 def _floats(logs: dict[str, Any] | None) -> dict[str, float]:
@@ -32,28 +32,6 @@ def _floats(logs: dict[str, Any] | None) -> dict[str, float]:
         except (TypeError, ValueError):
             continue
     return out
-
-
-class RunState:
-    """What a run has done so far; shared by the phases of one run and persisted in state.json."""
-
-    def __init__(self, run_dir, rows: list[dict[str, Any]], state: dict[str, Any]) -> None:
-        self.run_dir = run_dir
-        self.rows = rows
-        self.state = state
-
-    @property
-    def epochs_done(self) -> int:
-        return len(self.rows)
-
-    @property
-    def best(self) -> float:
-        return float(self.state.get("best_value", math.inf))
-
-    def save(self) -> None:
-        rundir.write_history(self.run_dir, self.rows)
-        self.state["epochs_done"] = self.epochs_done
-        rundir.write_state(self.run_dir, self.state)
 
 
 def make_engine_callback(

@@ -10,7 +10,7 @@ Every machine runs the same ``convscope train`` with ``--cluster ... --task N``.
 3. publishes what it is about to train — the split's digest, the settings' digest, the epochs its
    folder has finished — in the coordination service's key-value store, reads everyone's, and
    refuses before training, naming the worker, when any differs from the chief's;
-4. trains with the engine's own :func:`~engine.train.strategies.train` / ``resume`` inside the
+4. trains with the engine's own :func:`~engine.train.lifecycle.train` / ``resume`` inside the
    strategy's scope (``model.fit`` with Keras's trainer patched, :mod:`engine.train.keras_multiworker`).
 
 The chief writes the run folder (``--out``, required: a restart of the same commands must find
@@ -101,14 +101,14 @@ def split_digest(split) -> str:
 # =========================================================================== the job
 def train_cluster(config: ClusterTrainConfig, emit: Sink = discard, cancel: CancelToken | None = None):
     """Train as worker ``config.cluster.task`` of the cluster. Returns the engine's TrainResult."""
-    from engine.train.strategies import _prepare_split, resume, train  # noqa: PLC0415
+    from engine.train.lifecycle import prepare_split, resume, train  # noqa: PLC0415
 
     config.validate()
     spec = config.cluster
     cfg = config.train.resolved()
     folder = worker_folder(config)
     done = _finished_epochs(folder, cfg)
-    split, _ = _prepare_split(cfg, emit, cancel)
+    split, _ = prepare_split(cfg, emit, cancel)
     mine = {"dataset": split_digest(split), "settings": settings_digest(cfg), "epochs_done": done,
             "images": {name: len(split.subset(name)) for name in ("train", "validation", "test")},
             "data": str(cfg.data)}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -94,6 +95,12 @@ def write_state(run_dir: str | Path, state: dict[str, Any]) -> None:
     atomic.write_json(Path(run_dir) / STATE, state)
 
 
+def best_or_last(run_dir: str | Path) -> Path:
+    """The run's model to reuse: best.keras when it exists, else last.keras."""
+    run_dir = Path(run_dir)
+    return run_dir / BEST if (run_dir / BEST).exists() else run_dir / LAST
+
+
 # --------------------------------------------------------------------------- history
 def write_history(run_dir: str | Path, rows: list[dict[str, Any]]) -> None:
     """Rewrite history.csv (atomically) from rows of ``{"epoch", "phase", "seconds", metrics...}``."""
@@ -139,6 +146,29 @@ def read_history(run_dir: str | Path) -> dict[str, list[float]]:
             if key != "phase":
                 columns.setdefault(key, []).append(value)
     return columns
+
+
+# --------------------------------------------------------------------------- state + history of a running run
+class RunState:
+    """What a run has done so far; shared by the phases of one run and persisted in state.json."""
+
+    def __init__(self, run_dir, rows: list[dict[str, Any]], state: dict[str, Any]) -> None:
+        self.run_dir = run_dir
+        self.rows = rows
+        self.state = state
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.rows)
+
+    @property
+    def best(self) -> float:
+        return float(self.state.get("best_value", math.inf))
+
+    def save(self) -> None:
+        write_history(self.run_dir, self.rows)
+        self.state["epochs_done"] = self.epochs_done
+        write_state(self.run_dir, self.state)
 
 
 # --------------------------------------------------------------------------- events
