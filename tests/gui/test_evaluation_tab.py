@@ -52,7 +52,11 @@ def test_metrics_confusion_gallery_and_gradcam(tf_context, qtbot, trained_run, s
     with qtbot.waitSignal(tab.predicted, timeout=60_000):
         assert tab.handle_drop(images)
     assert tab.predict_table.rowCount() == 3
-    assert tab.predict_table.item(0, 1).text() in ("circle", "square")
+    from engine.predict import predict_images
+
+    expected = predict_images(tf_context.current_model, images, top_k=1)  # the run's model, loaded above
+    assert [tab.predict_table.item(row, 1).text() for row in range(3)] == [p.top[0][1] for p in expected]
+    assert [tab.predict_table.item(row, 2).text() for row in range(3)] == [f"{p.top[0][2]:.3f}" for p in expected]
 
 
 def test_whole_class_and_cell_explanations_from_the_confusion_matrix(tf_context, qtbot, trained_run):
