@@ -52,7 +52,7 @@ def open_error_box(parent: QWidget | None, name: str, message: str, details: str
     """A window-modal, non-blocking box (no nested event loop while jobs deliver results)."""
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Warning if not details else QMessageBox.Icon.Critical)
-    box.setWindowTitle(f"ConvScope — {name}")
+    box.setWindowTitle(name)  # the window system adds " — ConvScope"
     box.setText(message)
     if details:
         box.setInformativeText(f"This is a bug. The details were also written to {log_file_path()}.")

@@ -19,10 +19,12 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from engine.events import BatchProgress, CancelToken, EpochEnded, Event, Progress, RunStarted
+from engine.events import BatchProgress, CancelToken, EpochEnded, Event, Progress, RunStarted, Status
 from engine.outcome import Outcome, run_classified
 
 WAKE_INTERVAL_S = 0.05  # at most ~20 hand-overs a second for per-batch progress events
+ETA_AFTER_S = 3.0  # no "time left" before a phase has run this long…
+ETA_AFTER_FRACTION = 0.02  # …and done this share of its work
 
 JobFn = Callable[[Callable[[Event], None], CancelToken], Any]
 
@@ -53,6 +55,7 @@ class JobHandle(QObject):
         # a job the app starts on its own (loading TensorFlow): not the user's to watch or cancel
         self.background = background
         self.inline_errors = False  # the caller shows a ConvScopeError itself (JobRunner.start)
+        self.close_question = ""  # asked before the window closes while this job runs (training)
         self.token = CancelToken()
         self.outcome: Outcome | None = None
         self.result: Any = None
@@ -60,6 +63,8 @@ class JobHandle(QObject):
         self.error_details = ""
         self.started_at = time.monotonic()
         self.progress_started_at: float | None = None
+        self.phase = ""  # what the job is doing now, in words
+        self._phase_kind: tuple = ()
         self.last_progress: tuple[int, int] = (0, 0)
         self.process_job = None  # engine.worker.ProcessJob for jobs run in a child process
         self._queue: deque[Event] = deque()
@@ -81,10 +86,14 @@ class JobHandle(QObject):
         self.token.cancel()
 
     def eta_seconds(self) -> float | None:
+        """Time left in the current phase, once it can be estimated: after ``ETA_AFTER_S`` of it and
+        ``ETA_AFTER_FRACTION`` done (earlier, "0 s left" at 3 % was a guess from one batch)."""
         done, total = self.last_progress
         if not total or not done or self.progress_started_at is None:
             return None
         elapsed = time.monotonic() - self.progress_started_at
+        if elapsed < ETA_AFTER_S or done / total < ETA_AFTER_FRACTION:
+            return None
         return max(0.0, elapsed * (total - done) / done)
 
     # ---- worker side (any thread)
@@ -115,23 +124,34 @@ class JobHandle(QObject):
             self.engine_event.emit(event)
 
     def _track_progress(self, event: Event) -> None:
+        """The phase the job is in (scanning, building the base, extracting features, epoch k of n)
+        and its progress; (0, 0) while a phase has no count yet (the bar is busy, no time left)."""
         done_total: tuple[int, int] | None = None
+        phase, kind = self.phase, self._phase_kind
         if isinstance(event, Progress) and event.total:
-            done_total = (event.done, event.total)
+            done_total, phase = (event.done, event.total), event.message or phase
+            kind = ("count", event.message)
+        elif isinstance(event, Status):
+            done_total, phase, kind = (0, 0), event.message, ("status", event.message)
         elif isinstance(event, RunStarted):
             self._epochs = event.epochs
+            done_total, phase, kind = (0, 0), "starting the first epoch", ("training",)
         elif isinstance(event, BatchProgress) and event.batches:
             self._epoch_batches = event.batches
             epochs = max(self._epochs, event.epoch, 1)
             done_total = ((event.epoch - 1) * event.batches + event.batch, epochs * event.batches)
+            phase, kind = f"epoch {event.epoch} of {epochs}", ("training",)
         elif isinstance(event, EpochEnded) and event.epochs:
             batches = self._epoch_batches or 1
             done_total = (event.epoch * batches, max(event.epochs, event.epoch) * batches)
-        if done_total is not None:
-            if self.progress_started_at is None or done_total[0] < self.last_progress[0]:
-                self.progress_started_at = time.monotonic()
-            self.last_progress = done_total
-            self.progress.emit(*done_total)
+            phase, kind = f"epoch {event.epoch} of {event.epochs} done", ("training",)
+        if done_total is None:
+            return
+        if kind != self._phase_kind or done_total[0] < self.last_progress[0]:
+            self.progress_started_at = time.monotonic()  # a new phase: its own clock
+        self.phase, self._phase_kind = phase, kind
+        self.last_progress = done_total
+        self.progress.emit(*done_total)
 
     @Slot(object, object, object)
     def _on_done(self, outcome: Outcome, value: Any, details: Any) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from PySide6.QtCore import QCoreApplication, QElapsedTimer, QObject, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QElapsedTimer, QObject, QTimer, Signal, Slot
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.error_report import describe_error, open_error_box
@@ -38,6 +38,7 @@ class JobRunner(QObject):
     job_started = Signal(object)  # JobHandle
     job_ended = Signal(object)  # JobHandle
     error_reported = Signal(str, str, str)  # job name, message, details
+    wound_down = Signal()  # after wind_down(): no job runs any more
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -142,6 +143,30 @@ class JobRunner(QObject):
             QCoreApplication.processEvents()
         QCoreApplication.processEvents()  # deliver the queued outcomes
         return True
+
+    def wind_down(self, timeout_ms: int = 15_000) -> None:
+        """Cancel every job and emit ``wound_down`` once none runs, without blocking the event loop
+        (the window is gone meanwhile). A job process still running after ``timeout_ms`` is
+        terminated (its last finished epoch is on disk: checkpoints are written atomically)."""
+        self.cancel_all()
+        self._deadline, self._wind_timeout_ms = QElapsedTimer(), timeout_ms
+        self._deadline.start()
+        self._wind_timer = QTimer(self)
+        self._wind_timer.timeout.connect(self._check_wound_down)
+        self._wind_timer.start(50)
+
+    @Slot()
+    def _check_wound_down(self) -> None:
+        self._threads = [t for t in self._threads if t.is_alive()]
+        if self.busy or self._threads:
+            if self._deadline.elapsed() > self._wind_timeout_ms:
+                for job in self._processes:
+                    if job.process.is_alive():
+                        log.warning("terminating the job process of %s", job.name)
+                        job.terminate()
+            return
+        self._wind_timer.stop()
+        self.wound_down.emit()
 
     def wait_idle(self, timeout_ms: int = 10_000) -> bool:
         """Wait (processing events) until no job runs, without cancelling. For scripts and tests."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QTimer, Signal, Slot
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 from app.context import AppContext
 from app.tab_registry import TAB_TITLES, LazyTabs, load_tab_class
@@ -110,6 +110,8 @@ class MainWindow(QMainWindow):
         self.context.tf_ready.connect(self._on_tf_ready)
         self.context.runner.error_reported.connect(self._on_error_reported)
         self.context.runner.job_ended.connect(self._on_job_ended)
+        self.context.runner.job_started.connect(self._update_status_progress)
+        self.context.runner.job_ended.connect(self._update_status_progress)
 
     @Slot()
     def switch_to_tab_action(self) -> None:
@@ -143,6 +145,7 @@ class MainWindow(QMainWindow):
     def _on_tab_changed(self, index: int) -> None:
         if 0 <= index < len(TAB_TITLES):
             self._build_tab(index)
+        self._update_status_progress()
         self.context.settings.set_value("window/tab", self.tab_widget.tabText(index))
 
     # ---- actions
@@ -201,6 +204,14 @@ class MainWindow(QMainWindow):
     def _on_error_reported(self, name: str, message: str, _details: str) -> None:
         self.statusBar().showMessage(f"⚠ {name}: {message}", 10_000)
 
+    @Slot()
+    def _update_status_progress(self, *_args) -> None:
+        """The status bar's job bar steps aside while the tab in front shows that job's own bar."""
+        handle = self.status_progress.handle
+        title = self.tab_widget.tabText(self.tab_widget.currentIndex())
+        own = getattr(getattr(self.tabs.built().get(title), "progress", None), "group", None)
+        self.status_progress.setVisible(handle is None or handle.group != own)
+
     @Slot(object)
     def _on_job_ended(self, handle) -> None:
         """A later success takes an old error message off the status bar."""
@@ -249,11 +260,30 @@ class MainWindow(QMainWindow):
                 QTimer.singleShot(0, self.context.load_tf)
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        if not self._closing:
-            self._closing = True
-            self.save_state()
-            self.statusBar().showMessage("Stopping running jobs…")
-            self.context.runner.show_dialogs = False
-            if not self.context.runner.cancel_all_and_wait(15_000):
-                log.warning("closing with jobs still running")
-        event.accept()
+        """Ask first when a job says closing loses something (training); then the window goes at
+        once and the jobs wind down behind it (a cancelled training saves last.keras); the
+        application ends when they have."""
+        runner = self.context.runner
+        if self._closing:
+            event.accept()
+            return
+        question = next((job.close_question for job in runner.running_jobs() if job.close_question), "")
+        if question and not self.confirm(question):
+            event.ignore()
+            return
+        self._closing = True
+        self.save_state()
+        runner.show_dialogs = False
+        if not runner.busy:
+            event.accept()
+            return
+        event.ignore()
+        self.hide()
+        runner.wound_down.connect(self.close)
+        runner.wind_down()
+
+    def confirm(self, question: str) -> bool:
+        """A Yes/No question (Yes is the default), answered before anything happens."""
+        answer = QMessageBox.question(self, "Close the window?", question, QMessageBox.StandardButton.Yes
+                                      | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
+        return answer == QMessageBox.StandardButton.Yes

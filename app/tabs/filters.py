@@ -203,6 +203,8 @@ class FiltersTab(InspectionTab):
             self._show_gallery()
 
     def on_progress(self, done: int, total: int) -> None:
+        if not total:
+            return  # a status line, not a step
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
         self.progress.setFormat(f"step {done} / {total}")

@@ -48,7 +48,7 @@ class TrainingTab(QWidget):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
-        self.progress = JobProgress(self.context.runner, GROUP, self)
+        self.progress = JobProgress(self.context.runner, GROUP, self, show_cancel=False)  # the form has Cancel
         right_layout.addWidget(self.progress)
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
@@ -127,6 +127,8 @@ class TrainingTab(QWidget):
             self._job = self.context.runner.start_process(name, job[0], job[1], group=GROUP)
         else:
             self._job = self.context.runner.start(name, job, group=GROUP)
+        self._job.close_question = ("Training is running — stop it and keep last.keras?\n\n"
+                                    "The run can be resumed later from the Training tab's runs list.")
         self._job.engine_event.connect(self._on_event)
         self._job.finished.connect(self._on_finished)
         self._job.ended.connect(self._on_ended)

@@ -30,6 +30,7 @@ class JobProgress(QWidget):
         super().__init__(parent)
         self._runner = runner
         self._group = group
+        self.group = group  # the job group this bar follows (None: any job)
         self._handle: JobHandle | None = None
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -79,9 +80,15 @@ class JobProgress(QWidget):
     def _on_progress(self, done: int, total: int) -> None:
         if self._handle is None:
             return
-        self.bar.setRange(0, max(total, 1))
+        phase = _short(self._handle.phase)
+        if not total:  # a phase without a count yet: busy, and no time left to guess
+            self.bar.setRange(0, 0)
+            self.bar.setFormat(f"{self._handle.name}: {phase}" if phase else self._handle.name)
+            self.label.setText("")
+            return
+        self.bar.setRange(0, total)
         self.bar.setValue(min(done, total))
-        self.bar.setFormat(f"{self._handle.name}: %p%")
+        self.bar.setFormat(f"{self._handle.name} — {phase}: %p%" if phase else f"{self._handle.name}: %p%")
         self.label.setText(format_eta(self._handle.eta_seconds()))
 
     @Slot()
@@ -107,3 +114,9 @@ class JobProgress(QWidget):
     def cancel(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
+
+
+def _short(text: str, limit: int = 44) -> str:
+    """A phase as the bar shows it: one line, a long path cut in the middle."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit // 2 - 1] + "…" + text[-(limit // 2):]

@@ -122,3 +122,119 @@ def test_routine_input_errors_show_in_the_tab_not_in_a_dialog(tf_context, window
         gradcam.run()
     assert "pickup" not in gradcam.status.text() and gradcam.class_edit.styleSheet() == ""
     assert window.statusBar().currentMessage() == ""  # a success clears an old error
+
+
+def test_training_progress_names_the_phase_and_guesses_no_time_left_too_early(context, qtbot, monkeypatch):
+    """Bug 2: while scanning and building the base the bar says so (not "100 %"), epochs say
+    "epoch k of n", and "time left" appears only once it can be estimated."""
+    import threading
+
+    import app.job_handle
+    from app.widgets.job_progress import JobProgress
+    from engine.events import BatchProgress, Progress, RunStarted, Status
+
+    monkeypatch.setattr(app.job_handle, "ETA_AFTER_S", 0.3)
+    steps = [[Status("scanning /data/flowers")], [Progress(10, 10, "scanning")],
+             [Status("building base EfficientNet-Lite0 at 224 px")], [RunStarted("/runs/r", "features", 2)],
+             [BatchProgress(1, 1, 20, {"loss": 0.7})], [BatchProgress(1, 2, 20, {"loss": 0.7})], []]
+    go = [threading.Event() for _ in steps]
+
+    def job(emit, cancel):
+        for events, event_go in zip(steps, go):
+            event_go.wait(10)
+            for event in events:
+                emit(event)
+        return None
+
+    widget = JobProgress(context.runner, "training")
+    qtbot.addWidget(widget)
+    context.runner.start("Training", job, group="training")
+    seen = []
+    for index, event_go in enumerate(go[:-1]):
+        if index >= 4:  # batch events closer than 50 ms are handed over with the next one
+            qtbot.wait(80 if index == 4 else 350)  # then: the phase has run long enough for an estimate
+        with qtbot.waitSignal(widget.handle.progress, timeout=5_000):
+            event_go.set()
+        seen.append((widget.bar.format(), widget.bar.maximum(), widget.label.text()))
+    assert seen[0][:2] == ("Training: scanning /data/flowers", 0)  # busy, no percentage
+    assert seen[1][0] == "Training — scanning: %p%" and seen[1][1] == 10
+    assert seen[2][1] == 0 and "building base" in seen[2][0] and seen[2][2] == ""  # not "100 %"
+    assert seen[3][1] == 0 and "starting" in seen[3][0]
+    assert seen[4][0] == "Training — epoch 1 of 2: %p%" and seen[4][2] == ""  # 2.5 %, no guess yet
+    assert seen[5][2].endswith("left"), seen
+    go[-1].set()
+
+
+def _answer_question(qtbot, button):
+    """Click ``button`` ("Yes"/"No") of the question box as soon as it is up."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    def click():
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, click)
+            return
+        clicked.append(box.text())
+        box.button(getattr(QMessageBox.StandardButton, button)).click()
+
+    clicked = []
+    QTimer.singleShot(20, click)
+    return clicked
+
+
+@pytest.mark.parametrize("answer", ["No", "Yes"])
+def test_closing_while_training_asks_then_goes_at_once(window, qtbot, answer):
+    """Bug 3: closing during training asks first; No keeps everything running; Yes closes the
+    window at once and the job winds down behind it (cancelled cleanly, not killed)."""
+    import threading
+    import time
+
+    wound_down = threading.Event()
+
+    def job(emit, cancel):
+        while not cancel.cancelled:
+            time.sleep(0.005)
+        time.sleep(0.5)  # saving last.keras
+        wound_down.set()
+
+    window.show_tab("Training")
+    handle = window.context.runner.start("Training", job, group="training")
+    handle.close_question = "Training is running — stop it and keep last.keras?"
+    asked = _answer_question(qtbot, answer)
+    t0 = time.monotonic()
+    window.close()
+    assert asked == ["Training is running — stop it and keep last.keras?"]
+    if answer == "No":
+        assert window.isVisible() and handle.running and not handle.token.cancelled
+        handle.cancel()
+        qtbot.waitUntil(lambda: not handle.running)
+        return
+    assert time.monotonic() - t0 < 1.0 and not window.isVisible()  # not 6.8 s on "Stopping…"
+    assert handle.token.cancelled and not wound_down.is_set()
+    qtbot.waitUntil(wound_down.is_set, timeout=5_000)
+    qtbot.waitUntil(lambda: not window.context.runner.busy)
+    assert handle.outcome == "cancelled"
+
+
+def test_training_tab_shows_one_progress_bar_and_one_cancel(window, qtbot):
+    """Point 12: on the Training tab while it trains: the tab's bar (no Cancel of its own) and the
+    form's Cancel; the status bar's bar steps aside, and comes back on another tab."""
+    import time
+
+    from PySide6.QtWidgets import QProgressBar, QPushButton
+
+    def job(emit, cancel):
+        while not cancel.cancelled:
+            time.sleep(0.005)
+
+    training = window.show_tab("Training")
+    handle = window.context.runner.start("Training", job, group="training")
+    qtbot.wait(20)
+    visible = [w for w in window.findChildren(QProgressBar) if w.isVisible()]
+    cancels = [b for b in window.findChildren(QPushButton) if b.text() == "Cancel" and b.isVisible()]
+    assert visible == [training.progress.bar] and cancels == [training.form.cancel_button]
+    window.show_tab("Dataset")
+    assert window.status_progress.isVisible() and window.status_progress.handle is handle
+    handle.cancel()
+    qtbot.waitUntil(lambda: not handle.running)
