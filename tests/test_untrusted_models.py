@@ -57,7 +57,8 @@ HOSTILE_CASES = {
     "lying-sizes": "archive entry 'model.weights.h5' inflates to more than the 1.0 MiB it declares",
     "many-entries": "the archive lists 60,003 entries; a Keras model has 3",
     "path-traversal": "entry named '../../outside.txt', which points outside",
-    "giant-layer": "refused: the model declares 5,000,000,000,112 parameters (18.2 TiB of variables)",
+    "giant-layer": "refused: the model declares at least 7.3 TiB of variables (layer 'dense' alone at least "
+                   "2,000,000,000,000 parameters), more than the",
     "many-layers": "refused: the model declares 6,005 layers; the largest Keras application has about 1,040",
     "oversized-weights": "refused: its weights entry holds 40.0 MiB, but the model it belongs to declares only",
 }
@@ -75,6 +76,7 @@ def test_hostile_file_is_refused_with_bounded_memory_and_nothing_written(case, g
     assert HOSTILE_CASES[case] in outcome["message"], outcome["message"]
     assert outcome["message"].startswith(str(model_file)), "the message names the file"
     assert outcome["peak_rss"] <= PEAK_LIMIT, f"{case}: peak {outcome['peak_rss'] / 2**30:.2f} GiB"
+    assert outcome["tensorflow"] == (case == "oversized-weights"), "only that case needs Keras to be refused"
     assert os.listdir(folder) == [model_file.name]
     for name in ("tmp", "cwd", "home"):
         assert os.listdir(tmp_path / name) == [], f"{case}: something was written to {name}"
@@ -241,3 +243,13 @@ def test_every_way_a_model_gets_in_refuses_the_bomb(bomb_everywhere, tiny_base, 
         assert status == 2 and "decompression bomb" in err, f"{way}: exit {status}: {err[-600:]}"
         leftovers = sorted(str(p.relative_to(out)) for p in out.rglob("*")) if out.exists() else []
         assert leftovers == [], f"{way} wrote {leftovers}"
+
+
+def test_a_layer_whose_size_depends_on_its_input_is_measured_exactly(genuine, tmp_path, monkeypatch):
+    """Dense(10⁶) after 4 channels: the config alone says at least 2 M parameters (8 MB), the dry
+    build finds the real 5 M (20 MB); with 16 MiB available only the exact measurement refuses it."""
+    model_file = hostile_models.giant_layer(genuine, tmp_path / "wide.keras", units=10**6)
+    monkeypatch.setattr(footprint, "available_memory", lambda: 16 << 20)
+    with pytest.raises(ModelFileError, match=r"refused: the model declares 5,000,112 parameters \(19.1 MiB of "
+                                             r"variables\), more than the 16.0 MiB of memory available"):
+        load_keras_file(model_file)

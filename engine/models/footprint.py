@@ -6,6 +6,10 @@ layer of a trillion weights costs nothing to measure (0.2 s for EfficientNet-Lit
 deferred variables sit in a thread-local Keras list that a later top-level ``StatelessScope`` would
 initialize, so the measurement runs in a thread of its own, whose list dies with it.
 
+Before TensorFlow starts, a lower bound read from the config alone — a Dense layer holds at least
+``units`` weights and biases whatever its input, a Conv2D ``filters × kernel area``, an Embedding
+exactly ``input_dim × output_dim`` — refuses a declared giant layer in a fraction of a second.
+
 A model whose variables (parameter count × dtype bytes) plus its weights entry exceed the memory this
 process can get is refused with how large it claims to be; so is a weights entry far larger than
 the variables it is meant to fill (Keras reads that entry whole into memory). A config this dry run
@@ -63,6 +67,80 @@ def declared_footprint(config: dict, safe_mode: bool) -> Footprint | None:
     return outcome[0] if outcome else None
 
 
+def check_config(path: Path, config: dict) -> None:
+    """The checks that need no TensorFlow: the layer count, and the least memory the layers declare."""
+    check_layer_count(path, config)
+    least, biggest, biggest_name = 0, 0, ""
+    for layer in _layer_configs(config):
+        count = _least_parameters(layer)
+        least += count * _least_itemsize(layer["config"].get("dtype"))
+        if count > biggest:
+            biggest, biggest_name = count, str(layer["config"].get("name", layer["class_name"]))[:80]
+    have = available_memory()
+    if have is not None and least > have:
+        raise ModelFileError(
+            f"{path}: refused: the model declares at least {format_bytes(least)} of variables (layer "
+            f"'{biggest_name}' alone at least {biggest:,} parameters), more than the {format_bytes(have)} of "
+            "memory available",
+            "a model this large cannot be loaded here; if the file is genuine, load it on a machine with more memory")
+
+
+_CAP = 1 << 80  # products stop here: a hostile config may list a million kernel dimensions
+_CONVOLUTIONS = {f"Conv{d}D{t}" for d in (1, 2, 3) for t in ("", "Transpose")}
+_RECURRENT_GATES = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}
+
+
+def _layer_configs(config):
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("class_name"), str) and isinstance(node.get("config"), dict):
+                yield node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _whole(value) -> int:
+    return min(value, _CAP) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _product(values) -> int:
+    total = 1
+    for value in values if isinstance(values, list) else [values]:
+        total = min(total * _whole(value), _CAP)
+    return total
+
+
+def _least_parameters(layer: dict) -> int:
+    """Parameters the layer holds whatever its input's shape (its input has at least one channel)."""
+    kind, cfg = layer["class_name"], layer["config"]
+    bias = 1 if cfg.get("use_bias", True) else 0
+    if kind == "Dense":
+        return _whole(cfg.get("units")) * (1 + bias)
+    if kind in _CONVOLUTIONS:
+        return _whole(cfg.get("filters")) * (_product(cfg.get("kernel_size")) + bias)
+    if kind in ("DepthwiseConv1D", "DepthwiseConv2D"):
+        return _product(cfg.get("kernel_size")) * _whole(cfg.get("depth_multiplier", 1))
+    if kind in ("SeparableConv1D", "SeparableConv2D"):
+        return _whole(cfg.get("depth_multiplier", 1)) * (_product(cfg.get("kernel_size")) + _whole(cfg.get("filters")))
+    if kind == "Embedding":
+        return _whole(cfg.get("input_dim")) * _whole(cfg.get("output_dim"))
+    if kind in _RECURRENT_GATES:
+        return _RECURRENT_GATES[kind] * _whole(cfg.get("units")) ** 2
+    return 0
+
+
+def _least_itemsize(dtype) -> int:
+    """Bytes per variable value for the layer's dtype policy; 1 when it cannot be told (int8)."""
+    name = dtype.get("config", {}).get("name") if isinstance(dtype, dict) else dtype
+    name = str(name or "float32")
+    if name.startswith("mixed_") or name == "float32":
+        return 4  # mixed precision keeps its variables in float32
+    return {"float16": 2, "bfloat16": 2, "float64": 8}.get(name, 1)
+
+
 def check_layer_count(path: Path, config: dict) -> None:
     """Refuse a config listing more than :data:`MAX_LAYERS` layers (no TensorFlow needed)."""
     layers = count_layers(config)
@@ -101,7 +179,7 @@ def _itemsize(dtype) -> int:
 def check_footprint(path: Path, config: dict, weights_bytes: int, safe_mode: bool) -> Footprint | None:
     """Refuse ``path`` when its declared variables cannot fit in memory, or its weights entry is far
     larger than those variables; see the module doc."""
-    check_layer_count(path, config)
+    check_config(path, config)
     footprint = declared_footprint(config, safe_mode)
     if footprint is None:
         return None

@@ -27,7 +27,7 @@ from typing import Any
 
 from engine.errors import ConvScopeError, InvalidSetting, ModelFileError, UnsafeModelError
 from engine.models.archive import read_checked
-from engine.models.footprint import check_footprint, check_layer_count
+from engine.models.footprint import check_config, check_footprint
 from engine.tf_runtime import keras
 
 RUN_CONFIG = "config.json"
@@ -127,7 +127,7 @@ def load_keras_file(path: str | os.PathLike, trust: bool = False, compile: bool 
             "code when loaded",
             TRUST_HINT,
         )
-    check_layer_count(path, config)  # still without TensorFlow
+    check_config(path, config)  # layer count, least declared memory: still without TensorFlow
     _check_version(path, keras_version)
     k = keras()
     from engine.data.augment import register_layers  # noqa: PLC0415
