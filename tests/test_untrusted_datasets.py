@@ -45,10 +45,10 @@ def test_pipes_sockets_and_devices_are_listed_and_skipped(special_files):
     result = _scan_or_fail(ScanConfig(str(root)))
     listed = {Path(issue.path).name: (issue.kind, issue.reason) for issue in result.unusable}
     assert listed == {
-        "pipe.jpg": ("not-a-regular-file", "not a regular file (a named pipe): only files are read, so it is skipped"),
-        "sock.png": ("not-a-regular-file", "not a regular file (a socket): only files are read, so it is skipped"),
+        "pipe.jpg": ("not-a-regular-file", "not a regular file (a named pipe): skipped"),
+        "sock.png": ("not-a-regular-file", "not a regular file (a socket): skipped"),
         "zero.jpg": ("not-a-regular-file",
-                     "not a regular file (a character device): only files are read, so it is skipped"),
+                     "not a regular file (a character device): skipped"),
     }
     assert result.counts["all"] == {"circle": 3, "square": 3}
 

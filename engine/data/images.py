@@ -90,7 +90,7 @@ _SPECIAL_FILES = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), 
 
 def _not_regular(path: str, mode: int) -> UnusableImage:
     what = next((name for test, name in _SPECIAL_FILES if test(mode)), "not a plain file")
-    return UnusableImage(path, "not-a-regular-file", f"not a regular file ({what}): only files are read, so it is skipped")
+    return UnusableImage(path, "not-a-regular-file", f"not a regular file ({what}): skipped")
 
 
 def _open_file(path: str) -> bytes:

@@ -1,4 +1,5 @@
-"""A hostile .keras file picked in the GUI is refused inline; the window and the loaded model stay."""
+"""Untrusted input in the GUI: a hostile .keras file is refused inline and the loaded model stays;
+a named pipe in a dataset is set aside instead of freezing the scan."""
 
 from __future__ import annotations
 
@@ -49,3 +50,23 @@ def test_a_bomb_picked_in_a_tab_is_refused_inline_and_the_loaded_model_stays(tf_
         tab.show()
         qtbot.waitExposed(tab)
         save_grab(tab, Path(shots) / "untrusted_model_refused.png")
+
+
+def test_a_named_pipe_in_a_class_folder_is_set_aside_in_the_dataset_tab(open_tab, qtbot, shapes):
+    """The issue's case: before, the tab's scan (and every training) waited forever on the pipe."""
+    from app.screenshot import save_grab
+    from app.tabs.dataset import DatasetTab
+
+    os.mkfifo(shapes / "circle" / "something.jpg")
+    tab = open_tab(DatasetTab)
+    tab.show()
+    with qtbot.waitSignal(tab.done, timeout=60_000):
+        tab.open_folder(str(shapes))
+    rows = {tab.unusable_table.item(r, 0).text(): tab.unusable_table.item(r, 1).text()
+            for r in range(tab.unusable_table.rowCount())}
+    assert rows == {os.path.join("circle", "something.jpg"):
+                    "not a regular file (a named pipe): skipped"}
+    assert tab.chart.counts == {"circle": 12, "square": 12}
+    shots = os.environ.get("CONVSCOPE_TEST_SCREENSHOTS")
+    if shots:
+        save_grab(tab, Path(shots) / "untrusted_dataset_pipe.png")
