@@ -15,7 +15,7 @@ import sys
 from engine import __version__
 from engine.errors import ConvScopeError
 
-COMMAND_MODULES = ("data", "training", "bases", "inspect", "explain", "export")
+COMMAND_MODULES = ("data", "training", "study", "bases", "inspect", "explain", "export")
 
 
 class _Parser(argparse.ArgumentParser):

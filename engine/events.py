@@ -116,6 +116,27 @@ class WorkerJoined(Event):
     address: str
 
 
+@dataclass(frozen=True)
+class StudyRungStarted(Event):
+    """A rung of a study (engine.study) starts training, resumes, or is skipped (``status`` says why)."""
+
+    index: int  # 1-based
+    total: int
+    name: str
+    run_dir: str
+    status: str = "training"  # "training" | "resuming" | "finished earlier" | "skipped"
+
+
+@dataclass(frozen=True)
+class StudyRungFinished(Event):
+    """A rung's result on the study's test images (``result``: the rung's entry of study.json)."""
+
+    index: int
+    total: int
+    name: str
+    result: dict[str, Any] = field(default_factory=dict)
+
+
 class JobCancelled(Exception):
     """Raised inside a job when its cancel token is set; callers treat it as a clean stop."""
 

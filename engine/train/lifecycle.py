@@ -60,8 +60,12 @@ class TrainResult:
 
 
 # =========================================================================== public API
-def train(config: TrainConfig, emit: Sink = discard, cancel: CancelToken | None = None) -> TrainResult:
-    """Validate ``config``, make a run folder, and train. Returns when finished or cancelled."""
+def train(config: TrainConfig, emit: Sink = discard, cancel: CancelToken | None = None, *,
+          prepared: tuple | None = None) -> TrainResult:
+    """Validate ``config``, make a run folder, and train. Returns when finished or cancelled.
+
+    ``prepared``: ``(split, scan_result)`` made by the caller (a study trains every rung on its one
+    frozen split); default: :func:`prepare_split` of ``config.data``."""
     config.validate()
     cfg = config.resolved()
     cfg.validate()
@@ -70,7 +74,7 @@ def train(config: TrainConfig, emit: Sink = discard, cancel: CancelToken | None 
         from engine.models.archive import read_checked  # noqa: PLC0415 (no TensorFlow)
 
         read_checked(head_file)
-    split, scan_result = prepare_split(cfg, emit, cancel)
+    split, scan_result = prepared if prepared is not None else prepare_split(cfg, emit, cancel)
     root = Path(cfg.runs_root) if cfg.runs_root else None
     if cfg.out:
         run_dir = atomic.make_folder(cfg.out, exist_ok=True)
@@ -117,16 +121,24 @@ def _limit(items: list[tuple[str, int]], per_class: int | None) -> list[tuple[st
     return out
 
 
-def prepare_split(cfg: TrainConfig, emit: Sink, cancel: CancelToken | None):
-    """Scan ``cfg.data`` and split it (seeded, stratified); DatasetError when a subset would be empty.
-    Returns ``(split, scan_result)``."""
+def scan_data(cfg: TrainConfig, emit: Sink, cancel: CancelToken | None):
+    """Scan ``cfg.data`` (its warnings become Warning_ events)."""
     from engine.data.scan import ScanConfig, scan  # noqa: PLC0415
-    from engine.data.split import Split, make_split  # noqa: PLC0415
 
     emit(Status(f"scanning {cfg.data}"))
     scan_result = scan(ScanConfig(root=str(cfg.data)), emit=emit, cancel=cancel)
     for message in getattr(scan_result, "warnings", []) or []:
         emit(Warning_(str(message)))
+    return scan_result
+
+
+def prepare_split(cfg: TrainConfig, emit: Sink, cancel: CancelToken | None, scan_result=None):
+    """Scan ``cfg.data`` (unless ``scan_result`` is given) and split it (seeded, stratified);
+    DatasetError when a subset would be empty. Returns ``(split, scan_result)``."""
+    from engine.data.split import Split, make_split  # noqa: PLC0415
+
+    if scan_result is None:
+        scan_result = scan_data(cfg, emit, cancel)
     if len(scan_result.classes) < 2:
         raise DatasetError(f"'{cfg.data}' has only {len(scan_result.classes)} class folder(s)",
                            "a classifier needs at least two class folders")

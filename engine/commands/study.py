@@ -1,0 +1,61 @@
+"""``convscope study``: the five ways to train of DLwP chapter 5 on one frozen split, compared."""
+
+from __future__ import annotations
+
+import argparse
+
+from engine.commands.common import json_event_sink, say
+from engine.events import Event, StudyRungFinished, StudyRungStarted
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "study", help="train the book's five rungs on one frozen split and compare them (paired tests)",
+        description="Scratch, scratch+augmentation, cached features, features+augmentation and fine-tuning, "
+                    "each an ordinary run folder, all tested on the same images; study.json and summary.md "
+                    "hold the comparison (accuracy with 95% CI, per-class F1, McNemar's exact test).")
+    p.add_argument("--data", metavar="DIR", help="dataset folder: one sub-folder per class, or train/validation/test")
+    p.add_argument("--profile", choices=("quick", "full"), default="quick",
+                   help="quick: 96 px and few epochs; full: the base's own input size, more epochs (default quick)")
+    p.add_argument("--base", metavar="NAME", default="efficientnet-lite0",
+                   help="pretrained base of the transfer rungs (default efficientnet-lite0; see `convscope bases`)")
+    p.add_argument("--out", metavar="DIR", help="study folder to create (default: a dated folder in the runs folder)")
+    p.add_argument("--resume", metavar="DIR", help="continue an interrupted study; finished rungs are not retrained")
+    p.add_argument("--json-events", action="store_true", help="print one JSON event per line instead of progress text")
+    p.set_defaults(func=_cmd_study)
+
+
+def _human(event: Event) -> None:
+    from engine.commands.training import human_sink  # noqa: PLC0415
+
+    if isinstance(event, StudyRungStarted):
+        say(f"== rung {event.index}/{event.total} {event.name}: {event.status} ({event.run_dir})")
+    elif isinstance(event, StudyRungFinished):
+        r = event.result
+        say(f"== rung {event.index}/{event.total} {event.name}: test accuracy {r['test_accuracy']:.3f} "
+            f"(95% CI {r['ci95'][0]:.3f}–{r['ci95'][1]:.3f})")
+    else:
+        human_sink(event)
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from engine.commands.training import _cancel_on_interrupt  # noqa: PLC0415
+    from engine.errors import InvalidSetting  # noqa: PLC0415
+    from engine.study.config import StudyConfig  # noqa: PLC0415
+    from engine.study.job import SUMMARY, run  # noqa: PLC0415
+
+    if not args.data and not args.resume:
+        raise InvalidSetting("no data folder given", "pass --data DIR (or --resume DIR)")
+    config = StudyConfig(data=args.data or "", profile=args.profile, base=args.base, out=args.out,
+                         resume=args.resume)
+    sink = json_event_sink if args.json_events else _human
+    with _cancel_on_interrupt() as token:
+        result = run(config, sink, token)
+    if not args.json_events:
+        if result.status == "cancelled":
+            say(f"cancelled: continue with `convscope study --resume {result.folder}`")
+        else:
+            from pathlib import Path  # noqa: PLC0415
+
+            say((Path(result.folder) / SUMMARY).read_text(encoding="utf-8"))
+    return 0 if result.status == "finished" else 130

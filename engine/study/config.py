@@ -1,0 +1,106 @@
+"""StudyConfig and the ladder: the book's five rungs as training settings, per profile.
+
+| # | rung | strategy | what changes |
+|---|---|---|---|
+| 1 | ``scratch`` | scratch | the book's convnet, no augmentation |
+| 2 | ``scratch+aug`` | scratch | with augmentation (the convnet has its dropout) |
+| 3 | ``features`` | features | cached features of the frozen base, dense head |
+| 4 | ``features-augmented`` | features-augmented | frozen base inside the model, augmentation |
+| 5 | ``finetune`` | finetune | rung 4's model, top of the base unfrozen at a low rate |
+
+Profiles: ``quick`` (96 px, few epochs: minutes on two cores) and ``full`` (the base's own input
+size for the transfer rungs, the book convnet's 150 px, more epochs with early stopping). Every
+rung uses the study's one frozen split, so all five are judged on the same test images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import DatasetError, InvalidSetting
+
+PROFILES = ("quick", "full")
+RUNGS = ("scratch", "scratch+aug", "features", "features-augmented", "finetune")
+TRANSFER_RUNGS = ("features", "features-augmented", "finetune")
+
+# epochs per rung and patience, per profile (early stopping on validation loss picks the epoch)
+_EPOCHS = {
+    "quick": {"scratch": 10, "scratch+aug": 10, "features": 10, "features-augmented": 3, "finetune": 3},
+    "full": {"scratch": 30, "scratch+aug": 50, "features": 30, "features-augmented": 15, "finetune": 15},
+}
+_PATIENCE = {"quick": 3, "full": 5}
+QUICK_SIZE = 96
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Settings of one study. ``resume``: the folder of an interrupted study to continue (its own
+    settings are used; ``data`` may be left empty). The last four fields are for tests and benchmarks
+    (not on the command line): ``max_epochs`` caps every rung, ``image_size`` replaces the profile's,
+    ``batch_size`` and ``max_per_class`` as in TrainConfig; ``preset`` is the from-scratch convnet."""
+
+    data: str = ""
+    profile: str = "quick"
+    base: str = "efficientnet-lite0"
+    out: str | None = None
+    resume: str | None = None
+    seed: int = 0
+    max_epochs: int | None = None
+    image_size: int | None = None
+    batch_size: int = 32
+    max_per_class: int | None = None
+    preset: str = "book-scratch"
+
+    def validate(self) -> None:
+        if self.resume:
+            if not (Path(self.resume) / "study.json").is_file():
+                raise InvalidSetting(f"'{self.resume}' is not a study folder (no study.json)",
+                                     "give the folder a `convscope study` wrote")
+            return
+        if self.profile not in PROFILES:
+            raise InvalidSetting(f"unknown profile '{self.profile}'", f"choose one of: {', '.join(PROFILES)}")
+        if not self.data or not Path(self.data).is_dir():
+            raise DatasetError(f"data folder '{self.data}' does not exist",
+                               "give a folder of class folders (or of train/validation/test folders)")
+        from engine.bases.registry import get_base  # noqa: PLC0415
+
+        get_base(self.base)  # InvalidSetting naming the known bases
+        if self.out is not None and (Path(self.out) / "study.json").exists():
+            raise InvalidSetting(f"study folder '{self.out}' already holds a study",
+                                 "choose another --out, or continue it with --resume")
+        if self.max_epochs is not None and self.max_epochs < 1:
+            raise InvalidSetting(f"max epochs {self.max_epochs} is invalid", "use at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "StudyConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def rung_folder_name(index: int, rung: str) -> str:
+    return f"{index}-{rung.replace('+', '-')}"
+
+
+def rung_settings(cfg: StudyConfig, rung: str) -> dict[str, Any]:
+    """The TrainConfig settings of ``rung`` (without data, out and head_from_run)."""
+    epochs = _EPOCHS[cfg.profile][rung]
+    if cfg.max_epochs:
+        epochs = min(epochs, cfg.max_epochs)
+    settings: dict[str, Any] = dict(epochs=epochs, patience=_PATIENCE[cfg.profile], seed=cfg.seed,
+                                    batch_size=cfg.batch_size, max_per_class=cfg.max_per_class, tensorboard=False)
+    if rung in ("scratch", "scratch+aug"):
+        settings.update(strategy="scratch", preset=cfg.preset, augment=rung == "scratch+aug")
+    else:
+        settings.update(strategy=rung, base=cfg.base, augment=rung != "features")
+    if rung == "finetune":
+        settings["head_epochs"] = 1  # unused: the head comes from rung 4 (head_from_run)
+    size = cfg.image_size or (QUICK_SIZE if cfg.profile == "quick" else None)
+    if size:
+        settings["image_size"] = size
+    return settings

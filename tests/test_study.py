@@ -1,0 +1,190 @@
+"""The study (issue 11): five rungs on one frozen split, paired statistics, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from imagegen import make_shapes_dataset
+from test_train_tinybase import tiny_base  # noqa: F401 (fixture)
+
+from engine.errors import DatasetError
+from engine.study import stats
+from engine.study.config import StudyConfig
+from engine.study.job import run
+
+TESTS = Path(__file__).parent
+
+
+# --------------------------------------------------------------------------- statistics
+def test_mcnemar_matches_a_hand_computed_table():
+    # 8 images only a gets right, 2 only b, 30 both, 5 neither: exact two-sided p = 2 * P(X <= 2),
+    # X ~ Binomial(10, 1/2) = 2 * (1 + 10 + 45) / 1024
+    a = [True] * 8 + [False] * 2 + [True] * 30 + [False] * 5
+    b = [False] * 8 + [True] * 2 + [True] * 30 + [False] * 5
+    test = stats.mcnemar("a", a, "b", b)
+    assert (test.only_a_right, test.only_b_right, test.both_right, test.both_wrong) == (8, 2, 30, 5)
+    assert math.isclose(test.p_value, 2 * (1 + 10 + 45) / 1024)
+    assert test.verdict == "not distinguishable at this test size"
+    # 10 discordant pairs all for a: p = 2 / 1024 < 0.05
+    clear = stats.mcnemar("a", [True] * 10 + [True] * 20, "b", [False] * 10 + [True] * 20)
+    assert math.isclose(clear.p_value, 2 / 1024) and clear.verdict == "better"
+    assert stats.mcnemar("b", [False] * 10, "a", [True] * 10).verdict == "worse"
+    assert stats.mcnemar("a", [True, False], "b", [True, False]).p_value == 1.0  # no discordant pair
+
+
+def test_accuracy_interval_is_wilsons():
+    n, k, z = 50, 45, 1.959963984540054
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    low, high = stats.accuracy_interval(k, n)
+    assert math.isclose(low, centre - half, rel_tol=1e-6) and math.isclose(high, centre + half, rel_tol=1e-6)
+
+
+# --------------------------------------------------------------------------- the ladder
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    return make_shapes_dataset(tmp_path_factory.mktemp("study") / "shapes", per_class=12, size=40)
+
+
+def _study(data, out, **kw) -> StudyConfig:
+    settings = dict(data=str(data), base="tiny-base", out=str(out), max_epochs=1, image_size=48, batch_size=8,
+                    seed=2)
+    settings.update(kw)
+    return StudyConfig(**settings)
+
+
+def _split_lines(folder: Path) -> dict[str, list[str]]:
+    return {name: (folder / f"{name}.txt").read_text().splitlines() for name in ("train", "validation", "test")}
+
+
+@pytest.mark.slow
+def test_tiny_study_runs_five_rungs_on_one_frozen_split(shapes, tmp_path, tiny_base):
+    events = []
+    result = run(_study(shapes, tmp_path / "study"), events.append)
+    folder = Path(result.folder)
+    study = json.loads((folder / "study.json").read_text())
+    assert result.status == "finished"
+    assert [r["name"] for r in study["rungs"]] == ["scratch", "scratch+aug", "features", "features-augmented",
+                                                   "finetune"]
+    assert all(r["status"] == "finished" for r in study["rungs"])
+    frozen = _split_lines(folder / "split")
+    for rung in study["rungs"]:
+        run_dir = folder / rung["run_dir"]
+        assert _split_lines(run_dir / "split") == frozen  # the same test images for every rung
+        assert rung["test_images"] == len(frozen["test"])
+        low, high = rung["ci95"]
+        assert low <= rung["test_accuracy"] <= high
+        assert set(rung["per_class_f1"]) == {"circle", "square"}
+    configs = {r["name"]: json.loads((folder / r["run_dir"] / "config.json").read_text()) for r in study["rungs"]}
+    assert configs["scratch"]["augment"] is False and configs["scratch+aug"]["augment"] is True
+    assert Path(configs["finetune"]["head_from_run"]) == folder / study["rungs"][3]["run_dir"]
+    assert study["rungs"][2]["trained_parameters"] < study["rungs"][0]["trained_parameters"]  # a head only
+    kinds = [(c["a"], c["b"], c["kind"]) for c in study["comparisons"]]
+    assert ("scratch+aug", "scratch", "previous") in kinds and ("finetune", "features-augmented", "previous") in kinds
+    assert study["dataset"]["fingerprint"] and study["versions"]["scipy"]
+    summary = (folder / "summary.md").read_text()
+    assert summary.count("| finished |") == 5 and "McNemar" in summary
+    names = [type(e).__name__ for e in events]
+    assert names.count("StudyRungStarted") == 5 and names.count("StudyRungFinished") == 5
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_skips_finished_rungs(shapes, tmp_path, tiny_base):
+    out = tmp_path / "study"
+    # the CLI as a user runs it, with the tiny base and tiny limits (one epoch per rung, 48 px)
+    code = ("import functools, sys, test_train_tinybase as t; t.register(); import engine.study.config as c; "
+            "c.StudyConfig = functools.partial(c.StudyConfig, max_epochs=1, image_size=48, batch_size=8); "
+            "from engine.cli import main; sys.exit(main(sys.argv[1:]))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS)])}
+    child = subprocess.Popen([sys.executable, "-c", code, "study", "--data", str(shapes), "--base", "tiny-base",
+                              "--out", str(out), "--json-events"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+    finished = 0
+    try:
+        for line in child.stdout:
+            if json.loads(line)["event"] == "StudyRungFinished":
+                finished += 1
+                if finished == 2:
+                    child.send_signal(signal.SIGKILL)  # in the middle of the study, as a crash would
+                    break
+    finally:
+        child.kill()
+        child.wait(timeout=60)
+    assert finished == 2
+    done = {name: (out / "rungs" / name / "history.csv").stat().st_mtime_ns for name in ("1-scratch", "2-scratch-aug")}
+    events = []
+    result = run(StudyConfig(resume=str(out)), events.append)
+    assert result.status == "finished"
+    started = {e.name: e.status for e in events if type(e).__name__ == "StudyRungStarted"}
+    assert started["scratch"] == started["scratch+aug"] == "finished earlier"
+    assert started["features"] in ("training", "resuming", "evaluating")
+    for name, mtime in done.items():  # not retrained: their files were not rewritten
+        assert (out / "rungs" / name / "history.csv").stat().st_mtime_ns == mtime
+    study = json.loads((out / "study.json").read_text())
+    assert all(r["status"] == "finished" for r in study["rungs"])
+
+
+# --------------------------------------------------------------------------- bad input
+def test_one_class_is_refused(tmp_path, tiny_base):
+    data = make_shapes_dataset(tmp_path / "one", per_class=8, classes=("circle",))
+    with pytest.raises(DatasetError, match="class"):
+        run(_study(data, tmp_path / "study"))
+    assert not (tmp_path / "study").exists()  # refused before anything was written
+
+
+def test_too_small_for_a_stratified_split_names_the_minimum(tmp_path, tiny_base):
+    data = make_shapes_dataset(tmp_path / "tiny", per_class=2)
+    with pytest.raises(DatasetError) as info:
+        run(_study(data, tmp_path / "study"))
+    assert "too small for a stratified split" in str(info.value) and "at least 4 images per class" in str(info.value)
+
+
+def test_resumed_study_whose_dataset_changed_is_refused(shapes, tmp_path, tiny_base):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(shapes, data)
+    out = tmp_path / "study"
+    from engine.study import job
+
+    from engine.data.split import save_split
+
+    split, scan_result = job._split_once(_study(data, out), lambda e: None, None)
+    folder = job._new_folder(_study(data, out))
+    save_split(split, folder / job.SPLIT)
+    job._save(folder, job._new_study(_study(data, out), folder, split, scan_result))  # a study, interrupted
+    victim = sorted((data / "circle").iterdir())[0]
+    victim.write_bytes((data / "square" / sorted(os.listdir(data / "square"))[0]).read_bytes())
+    with pytest.raises(DatasetError, match="changed since the study began"):
+        run(StudyConfig(resume=str(out)))
+
+
+@pytest.mark.slow
+def test_base_without_weights_skips_the_transfer_rungs_with_the_reason(shapes, tmp_path):
+    from test_train_tinybase import build_tiny_base  # noqa: F401 (the builder the spec names)
+
+    from engine.bases.registry import BaseSpec, WeightsStatus, register_base, unregister_base
+
+    register_base(BaseSpec(
+        name="tiny-unweighted", label="tiny base without weights", builder="test_train_tinybase:build_tiny_base",
+        input_size=32, min_input_size=32, last_conv_layer="conv2", finetune_from="conv2", weights_source="none",
+        weights_status=lambda: WeightsStatus(False, "no weights file in this test"), model_name="tiny_base"))
+    try:
+        result = run(_study(shapes, tmp_path / "study", base="tiny-unweighted"))
+    finally:
+        unregister_base("tiny-unweighted")
+    status = {r["name"]: (r["status"], r.get("reason", "")) for r in result.rungs}
+    assert status["scratch"][0] == status["scratch+aug"][0] == "finished"
+    for name in ("features", "features-augmented", "finetune"):
+        assert status[name] == ("skipped", "base 'tiny-unweighted' has no pretrained weights here "
+                                           "(no weights file in this test)")
+    assert not (Path(result.folder) / "rungs" / "3-features").exists()  # nothing trained from random weights
