@@ -28,9 +28,9 @@ def _tiny_model():
     k = keras()
     inputs = k.Input((16, 16, 3))
     x = k.layers.Rescaling(1 / 255)(inputs)
-    x = k.layers.Conv2D(4, 3, activation="relu")(x)
+    x = k.layers.Conv2D(4, 3, activation="relu", name="conv")(x)
     x = k.layers.GlobalAveragePooling2D()(x)
-    return k.Model(inputs, k.layers.Dense(2, activation="softmax")(x), name="tiny")
+    return k.Model(inputs, k.layers.Dense(2, activation="softmax", name="head")(x), name="tiny")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ HOSTILE_CASES = {
     "lying-sizes": "archive entry 'model.weights.h5' inflates to more than the 1.0 MiB it declares",
     "many-entries": "the archive lists 60,003 entries; a Keras model has 3",
     "path-traversal": "entry named '../../outside.txt', which points outside",
-    "giant-layer": "refused: the model declares at least 7.3 TiB of variables (layer 'dense' alone at least "
+    "giant-layer": "refused: the model declares at least 7.3 TiB of variables (layer 'head' alone at least "
                    "2,000,000,000,000 parameters), more than the",
     "many-layers": "refused: the model declares 6,005 layers; the largest Keras application has about 1,040",
     "oversized-weights": "refused: its weights entry holds 40.0 MiB, but the model it belongs to declares only",
