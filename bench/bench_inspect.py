@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -53,6 +52,63 @@ def book_eager_filter(feature_model, filter_index: int, size: int, steps: int, s
         grads /= t.sqrt(t.reduce_mean(t.square(grads))) + 1e-5
         image.assign_add(grads * 1.0)
     return image.numpy()[0]
+
+
+def book_compiled_filter(feature_model, size: int, steps: int):
+    """The book's algorithm as the book runs it: one filter at a time, each step compiled (the book's
+    ``K.function``; here ``tf.function`` of the same GradientTape step), the model truncated at the
+    layer. Returns ``run(filter_index, seed)`` → the optimised image."""
+    t = tf()
+
+    @t.function(reduce_retracing=True)
+    def step(image, filter_index):
+        with t.GradientTape() as tape:
+            tape.watch(image)
+            loss = t.reduce_mean(t.gather(feature_model(image), filter_index, axis=3))
+        grads = tape.gradient(loss, image)
+        grads /= t.sqrt(t.reduce_mean(t.square(grads))) + 1e-5
+        return image + grads * 1.0
+
+    def run(filter_index: int, seed: int = 0):
+        rng = np.random.default_rng([seed, filter_index])
+        image = t.constant((rng.random((1, size, size, 3)) * 20 + 128).astype("float32"))
+        index = t.constant(filter_index)
+        for _ in range(steps):
+            image = step(image, index)
+        return image.numpy()[0]
+
+    return run
+
+
+def step_flops(feature_model) -> float:
+    """Floating-point operations of one gradient-ascent step for one filter: the forward pass of the
+    truncated model plus the gradient with respect to the input (about as many again: no weight
+    gradients are needed). Convolutions only (2·H·W·k·k·Cin·Cout each); the rest is noise."""
+    k = keras()
+    forward = 0.0
+    for layer in feature_model.layers:
+        if isinstance(layer, k.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw, c_in, _ = layer.kernel.shape
+            forward += 2.0 * h * w * kh * kw * c_in * c_out
+    return 2.0 * forward
+
+
+def matmul_peak_gflops(seconds: float = 3.0) -> float:
+    """This machine's float32 matrix-multiply rate (GFLOP/s) with TensorFlow on all cores: the best of
+    repeated 2048×2048 products, a practical ceiling for convolutions on a CPU."""
+    t = tf()
+    n = 2048
+    a = t.random.normal((n, n))
+    b = t.random.normal((n, n))
+    product = t.function(lambda x, y: t.reduce_sum(t.matmul(x, y)))
+    product(a, b)
+    best, until = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        start = time.perf_counter()
+        float(product(a, b))
+        best = max(best, 2.0 * n ** 3 / (time.perf_counter() - start) / 1e9)
+    return best
 
 
 def timed(fn, repeat=1):
@@ -99,22 +155,26 @@ def bench_filters(quick: bool) -> tuple[list[str], dict]:
     computed = [layer_.name for layer_ in model_layers(_feature_model(vgg, layer, "bfloat16"))
                 if isinstance(layer_, k.layers.Conv2D)]
     book_eager_filter(feature, 0, size, 1)  # warm-up
+    book_compiled = book_compiled_filter(feature, size, steps)
+    book_compiled(0)  # trace
     plans = [
         ("compiled, 1 filter at a time, float32", dict(count=2, batch_size=1, precision="float32")),
-        ("compiled, batch of 8, float32", dict(count=8, batch_size=8, precision="float32")),
-        ("compiled, batch of 8, bfloat16", dict(count=8, batch_size=8, precision="bfloat16")),
+        ("compiled, batch of 16, float32", dict(count=16, batch_size=16, precision="float32")),
         ("compiled, batch of 16, bfloat16", dict(count=16, batch_size=16, precision="bfloat16")),
-        ("compiled, batch of 32, bfloat16", dict(count=32, batch_size=32, precision="bfloat16")),
     ]
     for _, plan in plans:  # trace + warm-up
         generate_patterns(vgg, FilterConfig(layer=layer, steps=1, image_size=size, count=plan["batch_size"],
                                             batch_size=plan["batch_size"], precision=plan["precision"]))
     load_before = os.getloadavg()
     book_times, times, ratios, results = [], {lab: [] for lab, _ in plans}, {lab: [] for lab, _ in plans}, {}
+    eager_times, eager_ratio = [], []
     book_image = None
-    for _ in range(rounds):  # interleaved: the book loop and every plan once per round
-        t_book, book_image = timed(lambda: book_eager_filter(feature, 0, size, steps))
+    for _ in range(rounds):  # interleaved: the book's compiled loop, its eager form and every plan once per round
+        t_book, book_image = timed(lambda: book_compiled(0))
         book_times.append(t_book)
+        t_eager, _ = timed(lambda: book_eager_filter(feature, 0, size, steps))
+        eager_times.append(t_eager)
+        eager_ratio.append(t_book / t_eager)
         for label, plan in plans:
             config = FilterConfig(layer=layer, steps=steps, image_size=size, **plan)
             seconds, results[label] = timed(lambda c=config: generate_patterns(vgg, c))
@@ -123,28 +183,43 @@ def bench_filters(quick: bool) -> tuple[list[str], dict]:
     load_after = os.getloadavg()
     rows = [(label, plan["count"], float(np.median(times[label])), float(np.median(ratios[label])),
              min(ratios[label]), max(ratios[label])) for label, plan in plans]
-    f32, bf16 = results["compiled, batch of 8, float32"], results["compiled, batch of 8, bfloat16"]
+    f32, bf16 = results["compiled, batch of 16, float32"], results["compiled, batch of 16, bfloat16"]
     corr = [correlation(a, b) for a, b in zip(f32.images, bf16.images)]
     alive = f32.final_activation > 0.01 * f32.final_activation.max()  # random weights: some filters stay dead
     gain_ratio = bf16.final_activation[alive] / f32.final_activation[alive]
     same_as_book = correlation(results["compiled, 1 filter at a time, float32"].images[0], book_image)
     best = max(rows, key=lambda row: row[3])
-    breakdown = {prec: _step_breakdown(vgg, layer, size, 32, prec, 3 if quick else 5)
+    flops = step_flops(feature) * steps  # per filter, the book's algorithm
+    peak = matmul_peak_gflops()
+
+    def share(seconds: float) -> str:
+        return f"{flops / seconds / 1e9:.0f} GFLOP/s = {flops / seconds / 1e9 / peak:.0%}"
+
+    breakdown = {prec: _step_breakdown(vgg, layer, size, 32, prec, 2 if quick else 3)
                  for prec in ("bfloat16", "float32")}
     lines = [
         f"### 1. Filter patterns — VGG16 `{layer}`, {steps} steps, {size} px (random weights)",
         "",
-        f"{rounds} interleaved round(s): in each, the book loop then every method once; the table gives the "
-        f"median seconds per filter and the median (min–max) of the per-round speed-ups. Load average "
-        f"(1/5/15 min) {'/'.join(f'{v:.2f}' for v in load_before)} before, "
-        f"{'/'.join(f'{v:.2f}' for v in load_after)} after (2 cores shared with other work).",
+        "The baseline is the book's algorithm as the book runs it: one filter at a time, each step compiled "
+        "(the book's `K.function`, here `tf.function` of the same GradientTape step) on "
+        f"`Model(input, {layer}.output)` (truncated at the layer). {rounds} interleaved round(s): in each, the "
+        "baseline, its eager form, then every method once; the table gives the median seconds per filter and "
+        "the median [min–max] of the per-round speed-ups. Load average (1/5/15 min) "
+        f"{'/'.join(f'{v:.2f}' for v in load_before)} before, {'/'.join(f'{v:.2f}' for v in load_after)} after "
+        "(2 cores shared with other work). **Rate** is the book's algorithmic work per filter (convolutions of "
+        f"the forward pass and of the input gradient: {flops / 1e9:.1f} GFLOP for {steps} steps) over the time, "
+        f"and its share of this machine's float32 matrix-multiply rate ({peak:.0f} GFLOP/s, best 2048×2048 "
+        "`tf.matmul` on all cores) — the physical ceiling for float32 convolutions on a CPU; bfloat16 rows can "
+        "pass it (bfloat16 units do more per cycle).",
         "",
-        "| method | filters | s / filter | speed-up vs book loop |",
-        "|---|---:|---:|---:|",
-        f"| book's eager loop (GradientTape, one filter, whole `Model(input, layer.output)`) | 1 | "
-        f"{np.median(book_times):.2f} | 1.0× |",
+        "| method | filters | s / filter | rate, share of float32 matmul peak | speed-up vs the book's compiled loop |",
+        "|---|---:|---:|---:|---:|",
+        f"| **book's loop, compiled** (baseline) | 1 | {np.median(book_times):.2f} | {share(float(np.median(book_times)))} "
+        "| 1.0× |",
+        f"| book's loop, eager (extra row: the previous baseline) | 1 | {np.median(eager_times):.2f} | "
+        f"{share(float(np.median(eager_times)))} | {np.median(eager_ratio):.2f}× |",
     ]
-    lines += [f"| {label} | {n} | {s:.3f} | {'**' if label == best[0] else ''}{r:.1f}×"
+    lines += [f"| {label} | {n} | {s:.3f} | {share(s)} | {'**' if label == best[0] else ''}{r:.1f}×"
               f"{'**' if label == best[0] else ''} ({lo:.1f}–{hi:.1f}) |" for label, n, s, r, lo, hi in rows]
     lines += [
         "",
@@ -152,7 +227,7 @@ def bench_filters(quick: bool) -> tuple[list[str], dict]:
         "",
         f"bfloat16 vs float32 patterns (same filters, same start noise): correlation of the optimised images "
         f"min {min(corr):.4f}, mean {np.mean(corr):.4f}; final activation bfloat16 / float32 "
-        f"{gain_ratio.min():.3f}–{gain_ratio.max():.3f} ({alive.sum()} of {len(alive)} filters not dead). Compiled float32 filter 0 vs the book loop: "
+        f"{gain_ratio.min():.3f}–{gain_ratio.max():.3f} ({alive.sum()} of {len(alive)} filters not dead). ConvScope's compiled float32 filter 0 vs the book's loop: "
         f"correlation {same_as_book:.5f}.",
         "",
         "Where a step of a batch of 32 goes (ms per step, one run after the table):",
@@ -224,19 +299,33 @@ def bench_activations(quick: bool) -> list[str]:
     convs = [layer.name for layer in vgg.layers if isinstance(layer, k.layers.Conv2D)]
     image = np.random.default_rng(1).uniform(0, 255, (size, size, 3)).astype("float32")
     per_layer_models = [k.Model(vgg.inputs[0], vgg.get_layer(name).output) for name in convs]
-    reps = 2 if quick else 4
+    book = k.Model(vgg.inputs[0], [vgg.get_layer(name).output for name in convs])  # the book: one model, all outputs
+    rounds = 3
     compute_activations(vgg, image, convs)
+    book.predict(image[None], verbose=0)
     for m in per_layer_models:
         m.predict(image[None], verbose=0)
-    t_one, _ = timed(lambda: compute_activations(vgg, image, convs), reps)
-    t_many, _ = timed(lambda: [m.predict(image[None], verbose=0) for m in per_layer_models], reps)
+    t_one, t_book, t_many = [], [], []
+    for _ in range(rounds):  # interleaved
+        t_book.append(timed(lambda: book.predict(image[None], verbose=0), 2)[0])
+        t_one.append(timed(lambda: compute_activations(vgg, image, convs), 2)[0])
+        t_many.append(timed(lambda: [m.predict(image[None], verbose=0) for m in per_layer_models], 1)[0])
+    ratio = [b / o for b, o in zip(t_book, t_one)]
+    many = [m / o for m, o in zip(t_many, t_one)]
+    med = lambda values: float(np.median(values))  # noqa: E731
     return [
         f"### 3. Activations of all {len(convs)} conv layers of VGG16, 224 px",
         "",
-        "| method | ms | ratio |",
+        f"{rounds} interleaved rounds; ms are medians (absolute, disturbed by the shared load), ratios the median "
+        "[min–max] of per-round ratios.",
+        "",
+        "| method | ms | ConvScope's speed-up over it |",
         "|---|---:|---:|",
-        f"| one model per layer (`Model(inputs, layer.output).predict`, the book's way) | {t_many * 1e3:.0f} | 1.0 |",
-        f"| `compute_activations`: one compiled pass for all layers | {t_one * 1e3:.0f} | **{t_many / t_one:.1f}× faster** |",
+        f"| **the book's way**: one `Model(inputs, [every layer's output])`, one `predict` (baseline) | "
+        f"{med(t_book) * 1e3:.0f} | **{med(ratio):.2f}×** [{min(ratio):.2f}–{max(ratio):.2f}] |",
+        f"| one model per layer, one `predict` each (extra row) | {med(t_many) * 1e3:.0f} | "
+        f"{med(many):.1f}× [{min(many):.1f}–{max(many):.1f}] |",
+        f"| `compute_activations`: one compiled pass for all layers (cached per model) | {med(t_one) * 1e3:.0f} | — |",
         "",
     ]
 
@@ -301,13 +390,13 @@ def main() -> int:
         sections += lines
         print(f"{bench.__name__}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - began
+    from bench.machine import header as machine_header  # noqa: PLC0415
+
     header = [
         "# Benchmarks: looking inside (engine.inspect)",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"TensorFlow {tf().__version__}, Keras {keras().__version__}. "
-        f"Run with `bench/bench_inspect.py{' --quick' if args.quick else ''}` "
-        f"({elapsed:.0f} s in all). Each ratio compares with a baseline measured in the same run.",
+        *machine_header(f"bench/bench_inspect.py{' --quick' if args.quick else ''}"),
+        f"Each ratio compares with a baseline measured in the same run ({elapsed:.0f} s in all).",
         "",
     ]
     out = Path(args.out)
@@ -319,7 +408,8 @@ def main() -> int:
             end = next((i for i in range(start + 1, len(old)) if old[i].startswith("### ")), len(old))
             note = (f"Section {number[:-1]} rerun alone with `bench/bench_inspect.py --only {args.only}"
                     f"{' --quick' if args.quick else ''}` ({elapsed:.0f} s).")
-            atomic.write_text(out, "\n".join(old[:start] + sections + [note, ""] + old[end:]))
+            first = next(i for i, line in enumerate(old) if line.startswith("### "))  # a fresh machine header
+            atomic.write_text(out, "\n".join(header + old[first:start] + sections + [note, ""] + old[end:]))
             print(f"wrote {args.out}", file=sys.stderr)
             return 0
     atomic.write_text(args.out, "\n".join(header + sections))

@@ -7,12 +7,12 @@ which is what this baseline uses (it needs SciPy for its affine warps).
 
 Both sides decode, resize to 150x150, apply the book's augmentation (rotation 40, shifts 0.2, shear 0.2
 degrees, zoom 0.2, horizontal flip, nearest fill) and deliver float32 batches of 32. ConvScope's side is
-the "book" preset (one RandomAffine warp per image, nearest-neighbour sampling) on the pipeline with the
-cache training uses: epoch 1 decodes and fills the cache, later epochs are the steady state of
-training, and the goal (>= 3x the baseline) is checked on them. On a shared machine the load changes
-from minute to minute, so the steady state is measured in interleaved rounds (one epoch of every
-pipeline per round) and each ratio compares epochs of the same round. The same warp with bilinear
-sampling (ImageDataGenerator's) and the previous four-layer preset are measured for comparison.
+the "book" preset (one RandomAffine warp per image, bilinear as ImageDataGenerator) on the pipeline with
+the cache training uses. Each round builds fresh pipelines: its first epoch decodes on both sides (goal
+>= 2x), its second is the steady state of training, where ConvScope reads its cache (goal >= 3x). On a
+shared machine the load changes from minute to minute, so the rounds interleave every pipeline and each
+ratio compares epochs of the same round. A nearest-neighbour warp and the previous four-layer preset are
+extra rows.
 
     .venv/bin/python bench/bench_pipeline.py [--images 2000] [--rounds 3] [--skip-four-layer]
 
@@ -62,7 +62,7 @@ def baseline(root: Path, count: int):
     """A function running one epoch of the book's flow_from_directory; returns images/s."""
     generator = tf().keras.preprocessing.image.ImageDataGenerator(**BOOK_RECIPE)
     flow = generator.flow_from_directory(str(root), target_size=(SIZE, SIZE), batch_size=BATCH,
-                                         class_mode="binary", seed=0)
+                                         class_mode="binary", seed=0, interpolation="bilinear")
 
     def one_epoch():
         for _ in range(len(flow)):
@@ -93,8 +93,8 @@ def four_layer_book(seed: int = 0):
 
 def convscope(root: Path, count: int, augment: str | None, cache_dir: Path):
     """A function running one epoch of ConvScope's pipeline (+ augmentation); returns images/s.
-    ``augment``: None (decode + resize only), "nearest" / "bilinear" (one RandomAffine warp with the
-    book's arguments: "nearest" is the shipped "book" preset) or "four-layer" (the previous preset).
+    ``augment``: None (decode + resize only), "bilinear" / "nearest" (one RandomAffine warp with the
+    book's arguments: "bilinear" is the shipped "book" preset) or "four-layer" (the previous preset).
     The dataset caches decoded images the way training does (``suggest_cache``: in memory when they
     fit), so epoch 1 decodes and later epochs read the cache: the steady state of training."""
     from engine.data.augment import book_affine  # noqa: PLC0415
@@ -147,66 +147,73 @@ def write_section(table: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved steady-state rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--skip-four-layer", action="store_true", help="leave out the previous preset's row")
     args = parser.parse_args()
+    from bench.machine import header, summary  # noqa: PLC0415
     from engine.data.pipeline import suggest_cache  # noqa: PLC0415
 
-    names = ["baseline", "nearest", "bilinear", "plain"] + ([] if args.skip_four_layer else ["four-layer"])
+    names = ["baseline", "bilinear", "nearest", "plain"] + ([] if args.skip_four_layer else ["four-layer"])
+    first_rounds, steady_rounds = [], []
     with tempfile.TemporaryDirectory(prefix="convscope-bench-") as folder:
         root = generate(Path(folder) / "data", args.images)
         cache = suggest_cache(args.images, SIZE, Path(folder) / "cache")
         scanned = scan_rate(root, args.images)
-        runners = {"baseline": baseline(root, args.images)}
-        for name in names[1:]:
-            runners[name] = convscope(root, args.images, None if name == "plain" else name, Path(folder))
-        # epoch 1: ConvScope decodes, resizes, fills its cache and traces; the baseline has no epoch 1 cost
-        first = {name: runners[name]() for name in names}
-        # steady state: interleaved rounds, so every ratio compares epochs run in the same minute of a
-        # shared machine's load
-        rounds = [{name: runners[name]() for name in names} for _ in range(max(1, args.rounds))]
-    median = lambda values: float(np.median(values))  # noqa: E731
-    steady = {name: median([r[name] for r in rounds]) for name in names}
-    ratios = {name: [r[name] / r["baseline"] for r in rounds] for name in names}
-    ratio = median(ratios["nearest"])
+        baseline_epoch = baseline(root, args.images)
+        for number in range(max(1, args.rounds)):
+            # every round starts from fresh pipelines, so its first epoch decodes every image on both
+            # sides; the second epoch is the steady state (ConvScope reads its cache, the generator
+            # decodes again). One epoch of every pipeline in turn: the ratios of a round share its load.
+            runners = {name: convscope(root, args.images, None if name == "plain" else name,
+                                       Path(folder) / f"round{number}") for name in names[1:]}
+            runners["baseline"] = baseline_epoch
+            first_rounds.append({name: runners[name]() for name in names})
+            steady_rounds.append({name: runners[name]() for name in names})
 
-    def cell(name: str) -> str:
-        low, high = min(ratios[name]), max(ratios[name])
-        return f"{median(ratios[name]):.1f}x ({low:.1f}-{high:.1f})"
+    def ratios(rounds, name):
+        return [r[name] / r["baseline"] for r in rounds]
 
-    base1 = first["baseline"]
+    def rate(rounds, name):
+        return summary([r[name] for r in rounds], "{:.0f}")
+
+    steady_book = float(np.median(ratios(steady_rounds, "bilinear")))
+    first_book = float(np.median(ratios(first_rounds, "bilinear")))
     cache_text = "memory cache" if cache == "memory" else "disk cache"
     labels = {
-        "nearest": '"book" preset: RandomAffine, one nearest-neighbour warp',
-        "bilinear": "RandomAffine, one bilinear warp (ImageDataGenerator's interpolation)",
+        "bilinear": '"book" preset: RandomAffine, one bilinear warp (the generator\'s interpolation)',
+        "nearest": "RandomAffine, one nearest-neighbour warp (extra row: not the preset)",
         "plain": "no augmentation (decode + resize, then the cache)",
         "four-layer": "previous preset: four Keras geometric layers + RandomFlip",
     }
     rows = [
-        f"Input pipeline, {args.images} generated {SIZE}x{SIZE} JPEGs, batches of {BATCH}, the book's augmentation "
-        f"recipe; {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
-        f"TensorFlow {tf().__version__}, {time.strftime('%Y-%m-%d')}. Shared machine: other jobs may run.",
+        *header("bench/bench_pipeline.py", len(steady_rounds)),
         "",
-        f"ConvScope uses the pipeline as training does ({cache_text} of the decoded uint8 images, from "
-        "`suggest_cache`): epoch 1 decodes, resizes, fills the cache and traces; later epochs read the cache, "
-        "the steady state of training. The baseline decodes every epoch (the book's way). Steady state: "
-        f"median of {len(rounds)} interleaved rounds (one epoch of each pipeline per round); the ratio is the "
-        "median of per-round ratios (range in brackets).",
+        f"{args.images} generated {SIZE}x{SIZE} JPEGs, batches of {BATCH}, the book's augmentation recipe, "
+        f"{time.strftime('%Y-%m-%d')}. ConvScope runs the pipeline as training does ({cache_text} of the "
+        "decoded uint8 images, from `suggest_cache`). **First epoch**: both sides decode and resize every image "
+        "(ConvScope also fills its cache and traces its functions). **Steady state** (the second epoch): "
+        "ConvScope reads decoded images from its cache — a legitimate advantage of the pipeline that the "
+        "generator lacks — while the generator decodes every epoch. Images/s are absolute (disturbed by the "
+        "shared load); ratios are per round.",
         "",
-        "| pipeline | epoch 1 images/s | steady-state images/s | steady state vs baseline |",
-        "|---|---:|---:|---:|",
-        f"| ImageDataGenerator.flow_from_directory (book, baseline) | {base1:.0f} | {steady['baseline']:.0f} | 1.0x |",
+        "| pipeline | first epoch images/s | vs baseline | steady state images/s | vs baseline |",
+        "|---|---:|---:|---:|---:|",
+        f"| ImageDataGenerator.flow_from_directory, bilinear (book, baseline) | {rate(first_rounds, 'baseline')} | "
+        f"1.0x | {rate(steady_rounds, 'baseline')} | 1.0x |",
     ]
     for name in names[1:]:
-        shown = f"**{cell(name)}** (goal >= 3x)" if name == "nearest" else cell(name)
-        rows.append(f"| ConvScope tf.data + {labels[name]} | {first[name]:.0f} | {steady[name]:.0f} | {shown} |")
-    rows.append(f"| ConvScope scan (full decode check, once per dataset) | {scanned:.0f} | - | - |")
+        first, steady = summary(ratios(first_rounds, name), "{:.1f}x"), summary(ratios(steady_rounds, name), "{:.1f}x")
+        if name == "bilinear":
+            first, steady = f"**{first}** (goal >= 2x)", f"**{steady}** (goal >= 3x)"
+        rows.append(f"| ConvScope tf.data + {labels[name]} | {rate(first_rounds, name)} | {first} | "
+                    f"{rate(steady_rounds, name)} | {steady} |")
+    rows.append(f"| ConvScope scan (full decode check, once per dataset) | {scanned:.0f} | - | - | - |")
     table = "\n".join(rows)
     out = sys.stdout
     if out is not None:
         out.write(table + "\n")
     write_section(table)
-    return 0 if ratio >= 3.0 else 1
+    return 0 if steady_book >= 3.0 and first_book >= 2.0 else 1
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def test_book_preset_is_one_warp_with_the_books_arguments():
     assert config["width_shift_range"] == config["height_shift_range"] == 0.2
     assert config["zoom_range"] == pytest.approx([0.8, 1.2])
     assert config["horizontal_flip"] and config["fill_mode"] == "nearest"
-    assert config["interpolation"] == "nearest"  # one nearest-neighbour warp: see docs/benchmarks_pipeline.md
+    assert config["interpolation"] == "bilinear"  # as ImageDataGenerator
 
 
 def test_rotation_turns_a_point_about_the_centre_by_the_drawn_angle():

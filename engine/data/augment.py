@@ -19,12 +19,10 @@ with ONE layer, :class:`RandomAffine`, that takes the book's arguments in the bo
 Like ImageDataGenerator, it composes rotation, shift, shear, zoom and flip into one 3x3 matrix per
 image and resamples each image ONCE, instead of one resample per Keras layer (RandomRotation,
 RandomTranslation, RandomShear, RandomZoom): one blur instead of four, and about a quarter of the
-work. The preset samples the nearest source pixel (``interpolation="nearest"``, torchvision's
-RandomAffine default); ImageDataGenerator interpolates bilinearly, which TensorFlow's warp kernel
-does about 1.5-2x slower on the CPU and which misses the pipeline's 3x-the-book throughput goal on a
-2-core machine (see docs/benchmarks_pipeline.md). ``RandomAffine(interpolation="bilinear")`` is
-there for exactness. The "mild" preset (flip + shift) stays on Keras' own RandomFlip and
-RandomTranslation: it resamples once already.
+work. The preset interpolates bilinearly, as ImageDataGenerator does (it sampled the nearest source
+pixel for a while: faster, but the speed was measured only by the pipeline benchmark itself, which is
+no reason to differ from the book; ``interpolation="nearest"`` is still there). The "mild" preset
+(flip + shift) stays on Keras' own RandomFlip and RandomTranslation: it resamples once already.
 
 ``RandomAffine`` is registered for Keras serialization as ``convscope>RandomAffine``; a model
 containing it is loaded by :mod:`engine.models.loading` without ``--trust-model`` (it is ConvScope's
@@ -63,8 +61,9 @@ AUGMENTATION_PRESETS: dict[str, str] = {
         "The book's ImageDataGenerator recipe, in its units: horizontal flip, rotation up to ±40°, shifts "
         "up to 20% of width and height, shear up to 0.2° (an angle, as in the book; Keras' RandomShear(0.2) "
         "would mean 20% of the image, about 11°), independent zoom 0.8–1.2 per axis, edges filled with the "
-        "nearest pixel — composed into one warp per image, each output pixel copied from its nearest "
-        "source pixel (ImageDataGenerator blends four: slightly smoother, about twice as slow). Suits photos of objects in any pose (cats and dogs); it hurts on centred, aligned images "
+        "nearest pixel — composed into one warp per image, each output pixel blended bilinearly from four "
+        "source pixels, as ImageDataGenerator does. Suits photos of objects in any pose (cats and dogs); it "
+        "hurts on centred, aligned images "
         "such as product photos or scans, where rotation and zoom change what the class looks like."
     ),
     "mild": (
@@ -233,9 +232,9 @@ def __getattr__(name: str):  # PEP 562: ``from engine.data.augment import Random
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def book_affine(seed: int | None = None, *, interpolation: str = "nearest", name: str = "book_affine"):
-    """The book's ImageDataGenerator recipe as one :class:`RandomAffine` layer (nearest-neighbour
-    sampling by default; see the module doc)."""
+def book_affine(seed: int | None = None, *, interpolation: str = "bilinear", name: str = "book_affine"):
+    """The book's ImageDataGenerator recipe as one :class:`RandomAffine` layer (bilinear, as the book's
+    generator; see the module doc)."""
     return register_layers()["RandomAffine"](
         rotation_range=BOOK_ROTATION_DEGREES, width_shift_range=BOOK_SHIFT, height_shift_range=BOOK_SHIFT,
         shear_range=BOOK_SHEAR_DEGREES, zoom_range=BOOK_ZOOM, horizontal_flip=True, fill_mode="nearest",

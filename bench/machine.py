@@ -1,0 +1,59 @@
+"""What every benchmark page states about its machine, and interleaved rounds summarised alike.
+
+A figure means little without the CPU it ran on: mixed precision, for one, is 2-3x faster on a CPU
+with bfloat16 units and 8-13x slower on one without. ``header()`` names the CPU model, the flags
+that matter here (avx2, avx512f, amx_bf16, avx512_bf16), cores, TensorFlow/Keras versions and the
+load average; ``summary()`` gives the median of interleaved rounds with their range.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+
+FLAGS = ("avx2", "avx512f", "amx_bf16", "avx512_bf16")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load() -> str:
+    """The 1/5/15-minute load averages, as `uptime` prints them."""
+    try:
+        return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def header(script: str, rounds: int | None = None) -> list[str]:
+    """Markdown lines naming the machine; call at the end of a run so the load covers it."""
+    from engine.precision import this_cpu_flags  # noqa: PLC0415
+    from engine.tf_runtime import keras, tf  # noqa: PLC0415
+
+    flags = this_cpu_flags()
+    has = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in FLAGS)
+    lines = [
+        f"Measured by `{script}` on **{cpu_model()}** ({has}), {os.cpu_count()} cores, "
+        f"TensorFlow {tf().__version__}, Keras {keras().__version__}, Python {platform.python_version()}.",
+        f"Load average at the end (1/5/15 min): {load()} — the machine was shared with other work, so "
+        "absolute times are disturbed; ratios come from rounds interleaved so both sides share the "
+        "disturbance" + (f" ({rounds} rounds: median, range in brackets)." if rounds else "."),
+    ]
+    return lines
+
+
+def summary(values, fmt: str = "{:.2f}") -> str:
+    """"median [min–max]" of the rounds' values."""
+    values = list(values)
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return f"{fmt.format(statistics.median(values))} [{fmt.format(min(values))}–{fmt.format(max(values))}]"
