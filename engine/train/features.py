@@ -126,8 +126,27 @@ def extract(extractor, dataset, total_batches: int, count: int, *, emit: Sink = 
     return features, np.concatenate(labels) if labels else np.zeros((0,), "float32")
 
 
-def training_dataset(features: np.ndarray, labels: np.ndarray, batch_size: int, *, shuffle: bool = False,
-                     seed: int = 0):
+class FeatureRows:
+    """One split's cached features and labels, handed out a batch of rows at a time; ``release()``
+    drops the arrays once the head is trained (a dataset Keras or tf.data still holds then keeps
+    nothing large alive: the full model is assembled and saved after, and needs the room)."""
+
+    def __init__(self, features: np.ndarray, labels: np.ndarray) -> None:
+        self.count, self.feature_shape, self.label_shape = len(features), features.shape[1:], labels.shape[1:]
+        self.dtypes = (features.dtype, labels.dtype)
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = (features, labels)
+
+    def __call__(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._arrays is None:
+            raise RuntimeError("these features were released")
+        features, labels = self._arrays
+        return features[indices], labels[indices]
+
+    def release(self) -> None:
+        self._arrays = None
+
+
+def training_dataset(rows: FeatureRows, batch_size: int, *, shuffle: bool = False, seed: int = 0):
     """Batches of cached features for the head, gathered from the NumPy arrays themselves: a shuffle
     permutes indices and each batch copies only its own rows. ``from_tensor_slices(...).shuffle(len)``
     held every feature vector twice more (a tensor copy and a full shuffle buffer: 1 GB for the
@@ -136,19 +155,15 @@ def training_dataset(features: np.ndarray, labels: np.ndarray, batch_size: int, 
     from engine.tf_runtime import tf  # noqa: PLC0415
 
     t = tf()
-    x_dtype, y_dtype = t.as_dtype(features.dtype), t.as_dtype(labels.dtype)
-
-    def rows(indices):
-        return features[indices], labels[indices]
+    x_dtype, y_dtype = (t.as_dtype(dtype) for dtype in rows.dtypes)
 
     def gather(indices):
         batch_x, batch_y = t.numpy_function(rows, [indices], [x_dtype, y_dtype], stateful=False)
-        return (t.ensure_shape(batch_x, (None,) + features.shape[1:]),
-                t.ensure_shape(batch_y, (None,) + labels.shape[1:]))
+        return t.ensure_shape(batch_x, (None,) + rows.feature_shape), t.ensure_shape(batch_y, (None,) + rows.label_shape)
 
-    indices = t.data.Dataset.range(len(features))
+    indices = t.data.Dataset.range(rows.count)
     if shuffle:
-        indices = indices.shuffle(len(features), seed=seed, reshuffle_each_iteration=True)
+        indices = indices.shuffle(rows.count, seed=seed, reshuffle_each_iteration=True)
     return without_autotune_model(indices.batch(batch_size).map(gather).prefetch(2))
 
 
@@ -175,5 +190,5 @@ def describe(key: str) -> dict[str, Any]:
     return {"key": key, "folder": str(features_cache_dir())}
 
 
-__all__ = ["cache_key", "cached_features", "extract", "training_dataset", "weights_identity", "load_cached",
+__all__ = ["cache_key", "cached_features", "extract", "FeatureRows", "training_dataset", "weights_identity", "load_cached",
            "save_cached", "cache_path", "JobCancelled"]

@@ -11,19 +11,17 @@ import time
 from typing import Any
 
 from engine.events import CheckpointSaved, Status
-from engine.tf_runtime import tf
 from engine.train import fitting
 from engine.train.context import RunContext
 from engine.train.strategies.transfer import build_base
 
 
 def train(ctx: RunContext) -> None:
-    from engine.data.pipeline import make_dataset, without_autotune_model  # noqa: PLC0415
+    from engine.data.pipeline import make_dataset  # noqa: PLC0415
     from engine.models.presets import build_feature_extractor, build_head, feature_dim  # noqa: PLC0415
     from engine.train import features as cache  # noqa: PLC0415
 
     cfg = ctx.cfg
-    t = tf()
     with ctx.scope.scope():
         spec, base = build_base(ctx)
         extractor = build_feature_extractor(base, cfg.head_pooling)
@@ -36,7 +34,7 @@ def train(ctx: RunContext) -> None:
     weights = cache.weights_identity(spec)
     fingerprint = str(ctx.split.meta.get("fingerprint", ""))
     arrays = {}
-    for subset in ("train", "validation", "test"):
+    for subset in ("test", "train", "validation"):  # test first: it is cached for later runs, never held
         items = ctx.split.subset(subset)
         if not items:
             continue
@@ -44,26 +42,26 @@ def train(ctx: RunContext) -> None:
                               items=items, fingerprint=fingerprint)
 
         def compute(items=items, subset=subset):
-            ds = make_dataset(items, ctx.size, ctx.batch_size, num_classes=ctx.num_classes, shuffle=False,
+            ds = make_dataset(items, ctx.size, cache.EXTRACT_BATCH, num_classes=ctx.num_classes, shuffle=False,
                               cache=None)
-            batches = math.ceil(len(items) / ctx.batch_size)
+            batches = math.ceil(len(items) / cache.EXTRACT_BATCH)
             ctx.emit(Status(f"extracting {subset} features of {len(items)} images with {spec.name}"))
             started = time.perf_counter()
-            result = cache.extract(extractor, ds, batches, emit=ctx.emit, cancel=ctx.cancel, subset=subset)
+            result = cache.extract(extractor, ds, batches, len(items), emit=ctx.emit, cancel=ctx.cancel,
+                                   subset=subset)
             ctx.emit(Status(f"{subset} features: {result[0].shape} in {time.perf_counter() - started:.1f} s"))
             return result
 
         feats, labels, reused = cache.cached_features(key=key, subset=subset, compute=compute, emit=ctx.emit)
-        arrays[subset] = (feats, labels)
+        if subset != "test":  # the head never sees the test split
+            arrays[subset] = (feats, labels)
+        del feats, labels
         ctx.run.state.setdefault("feature_cache", {})[subset] = {"key": key, "reused": reused}
     ctx.run.save()
 
-    train_x, train_y = arrays["train"]
-    val_x, val_y = arrays["validation"]
-    train_ds = without_autotune_model(t.data.Dataset.from_tensor_slices((train_x, train_y))
-                                      .shuffle(len(train_x), seed=cfg.seed, reshuffle_each_iteration=True)
-                                      .batch(ctx.batch_size).prefetch(2))
-    val_ds = without_autotune_model(t.data.Dataset.from_tensor_slices((val_x, val_y)).batch(ctx.batch_size).prefetch(2))
+    train_rows, val_rows = cache.FeatureRows(*arrays.pop("train")), cache.FeatureRows(*arrays.pop("validation"))
+    train_ds = cache.training_dataset(train_rows, ctx.batch_size, shuffle=True, seed=cfg.seed)
+    val_ds = cache.training_dataset(val_rows, ctx.batch_size)
 
     head_last = ctx.run_dir / "head_last.keras"
     with ctx.scope.scope():
@@ -74,8 +72,12 @@ def train(ctx: RunContext) -> None:
             head = build_head(feature_dim(base, cfg.head_pooling), ctx.num_classes)
             fitting.compile_for(ctx, head, cfg.learning_rate, fitting.HEAD_STEPS_PER_EXECUTION)
     head_holder["head"] = head
-    fitting.fit(ctx, head, train_ds, val_ds, end_epoch=cfg.epochs, total_epochs=cfg.epochs, phase="train",
-         save=fitting.checkpointer(ctx, head, prefix="head_"))
+    try:
+        fitting.fit(ctx, head, train_ds, val_ds, end_epoch=cfg.epochs, total_epochs=cfg.epochs, phase="train",
+                    save=fitting.checkpointer(ctx, head, prefix="head_"))
+    finally:
+        train_rows.release()
+        val_rows.release()
 
 
 def assemble_full_models(ctx: RunContext, base, head) -> None:
