@@ -11,11 +11,13 @@ listed. The overlay is re-blended on the GUI thread when the opacity slider move
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QCompleter,
     QFileDialog,
@@ -31,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.tabs.gradcam_text import explanation_lines, format_probability, overlay_file_name, with_caption
 from app.tabs.inspection import InspectionTab
 from app.widgets.controls import choice_combo, control_row
 from app.widgets.faithfulness import FaithfulnessPanel
@@ -55,6 +58,7 @@ class GradCamTab(InspectionTab):
         self._heatmap: np.ndarray | None = None
         self._class_index: int | None = None  # requested; None = the predicted class
         self._default_layer: str | None = None
+        self._map_sizes: dict[str, tuple[int, int]] = {}
         self.result = None  # the last engine CamResult
         self.explanation = None  # the last engine Explanation
         self._trust_handle = None  # the faithfulness job of the shown explanation
@@ -85,6 +89,8 @@ class GradCamTab(InspectionTab):
         self.opacity.setValue(40)
         self.opacity_label = QLabel("40 %", self)
         self.save_button = QPushButton("Save overlay as PNG…", self)
+        self.caption_box = QCheckBox("with a caption", self)
+        self.caption_box.setToolTip("A strip below the image: photo, model, class, probability, method, layer")
         self.save_button.setEnabled(False)
         self.info = QLabel("", self)
         self.info.setWordWrap(True)
@@ -111,7 +117,7 @@ class GradCamTab(InspectionTab):
         opacity_row.addWidget(self.opacity, 1)
         opacity_row.addWidget(self.opacity_label)
         side_layout.addLayout(opacity_row)
-        side_layout.addWidget(self.save_button)
+        side_layout.addLayout(control_row(self, self.save_button, self.caption_box))
         side_layout.addWidget(self.info, 2)
         side_layout.addWidget(self.trust_panel)
         views = QGridLayout()
@@ -188,8 +194,9 @@ class GradCamTab(InspectionTab):
     def overlay_image(self) -> np.ndarray | None:
         return self.overlay_view.displayed_image()
 
-    def save_overlay(self, path: str) -> None:
-        """Write the overlay as it is shown (current opacity) to ``path`` as a PNG."""
+    def save_overlay(self, path: str, caption: bool | None = None) -> None:
+        """Write the overlay as it is shown (current opacity) to ``path`` as a PNG; with ``caption``
+        (default: the tick box) a strip below names model, class, probability, method and layer."""
         from PIL import Image  # noqa: PLC0415
 
         from engine.atomic import save_with  # noqa: PLC0415
@@ -197,6 +204,8 @@ class GradCamTab(InspectionTab):
         image = self.overlay_view.image()
         if image is None:
             return
+        if self.caption_box.isChecked() if caption is None else caption:
+            image = with_caption(image, self.caption_text())
         save_with(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"), suffix=".png")
 
     # -- model ----------------------------------------------------------------------------------
@@ -229,9 +238,12 @@ class GradCamTab(InspectionTab):
             self._default_layer = None
             self.layer_combo.addItem("(no conv layer)", None)
             self.status.setText(f"⚠ {error}")
+        self._map_sizes = {}  # layer path → (h, w) of its feature map, in model order
         for info in list_layers(loaded.model):
             if info.is_spatial and not info.is_model:
                 self.layer_combo.addItem(info.path, info.path)
+                if info.is_conv and info.output_shape and None not in info.output_shape[1:3]:
+                    self._map_sizes[info.path] = tuple(info.output_shape[1:3])
         try:
             self._class_names = class_names_for(loaded, class_count(loaded.model))
         except ConvScopeError:
@@ -307,19 +319,9 @@ class GradCamTab(InspectionTab):
         self.save_button.setEnabled(True)
         name = explained.class_name
         self.input_text = explained.input_text
-        height, width = self._shown.shape[:2]
-        drawn_over = f"the full {width}×{height} photo" if explained.whole_photo else f"the model's {width}×{height} input"
-        lines = [
-            f"<b>{name or 'class'}</b> (#{result.class_index}): probability {result.score:.1%}",
-            f"Input: {self.input_text}; the prediction list and the map both come from it.",
-            f"Heatmap: {self.method_combo.currentText()} at layer {result.layer}, drawn over {drawn_over}.",
-        ]
-        crop = explained.crop_top
-        if crop is not None:
-            size = min(explained.input_array.shape[:2])  # the shorter side is the model's input size
-            lines.append(f"<i>ImageNet protocol ({size}×{size} centre crop, as convscope predict): "
-                         f"{crop[1]} {crop[2]:.1%}</i>")
-        self.info.setText("<br>".join(lines))
+        self.info.setText("<br>".join(explanation_lines(explained, self.method_combo.currentText(),
+                                                        self._map_sizes.get(result.layer),
+                                                        self._finer_layer(result.layer))))
         self.status.setText(f"{Path(self._image_path).name}: evidence for '{name or result.class_index}'.")
 
     def on_exception(self, error: object) -> None:
@@ -339,7 +341,7 @@ class GradCamTab(InspectionTab):
         self.top_list.clear()
         listed = False
         for index, name, prob in top:
-            item = QListWidgetItem(f"{name}  —  {prob:.1%}")
+            item = QListWidgetItem(f"{name}  —  {format_probability(prob)}")
             item.setData(Qt.ItemDataRole.UserRole, index)
             item.setToolTip(f"class {index}: probability {prob:.4f} on the explained input")
             self.top_list.addItem(item)
@@ -348,7 +350,7 @@ class GradCamTab(InspectionTab):
                 self.top_list.setCurrentItem(item)
                 listed = True
         if not listed and chosen < len(self._class_names):
-            extra = f"  —  {chosen_probability:.1%}" if chosen_probability is not None else ""
+            extra = f"  —  {format_probability(chosen_probability)}" if chosen_probability is not None else ""
             item = QListWidgetItem(f"{self._class_names[chosen]}{extra}  (chosen)")
             item.setData(Qt.ItemDataRole.UserRole, chosen)
             self.top_list.addItem(item)
@@ -383,11 +385,32 @@ class GradCamTab(InspectionTab):
         self.overlay_view.set_image(overlay(self._shown, self._heatmap, alpha=alpha), keep_view=keep_view)
 
     @Slot()
+    def _finer_layer(self, layer: str) -> str | None:
+        """The deepest conv layer whose map is at least 7 cells across (an earlier layer than ``layer``)."""
+        paths = list(self._map_sizes)
+        earlier = paths[:paths.index(layer)] if layer in paths else paths
+        return next((p for p in reversed(earlier) if min(self._map_sizes[p]) >= 7), None)
+
+    def caption_text(self) -> str:
+        explained, model = self.explanation, self._loaded
+        if explained is None or model is None:
+            return ""
+        return (f"{Path(self._image_path).name} · model {getattr(model, 'label', '') or model.model.name}\n"
+                f"class {explained.class_name} ({format_probability(explained.cam.score)}) · "
+                f"{self.method_combo.currentText()} at {explained.cam.layer}")
+
+    def suggested_file_name(self) -> str:
+        explained = self.explanation
+        class_name = explained.class_name if explained is not None else "class"
+        return overlay_file_name(self._image_path or "image", self.method_combo.currentData(), class_name)
+
     def _on_save_clicked(self) -> None:
-        suggested = Path(self._image_path).stem + "_gradcam.png" if self._image_path else "gradcam.png"
+        start = self.context.settings.value("folders/overlays", "", str)
+        suggested = os.path.join(start, self.suggested_file_name()) if start else self.suggested_file_name()
         path, _ = QFileDialog.getSaveFileName(self, "Save overlay", suggested, "PNG images (*.png)")
         if path:
             if not path.lower().endswith(".png"):
                 path += ".png"
             self.save_overlay(path)
+            self.context.settings.set_value("folders/overlays", os.path.dirname(path))
             self.status.setText(f"Saved {path}")

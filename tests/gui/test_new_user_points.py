@@ -238,3 +238,73 @@ def test_training_tab_shows_one_progress_bar_and_one_cancel(window, qtbot):
     assert window.status_progress.isVisible() and window.status_progress.handle is handle
     handle.cancel()
     qtbot.waitUntil(lambda: not handle.running)
+
+
+def test_small_probabilities_are_readable_and_the_two_answers_are_explained(tf_context, window, qtbot, tmp_path):
+    """Points 4 and 6: a barely predicted class is not "0.0 %" and gets a word of warning; an ImageNet
+    model's second number is explained in plain words. Point 5: a 2×2 map says it is coarse and
+    names an earlier layer."""
+    from app.tabs.gradcam_text import format_probability
+    from models import convnet, loaded
+
+    assert [format_probability(p) for p in (0.128, 0.004, 7e-5, 1e-9)] == ["12.8%", "0.4%", "0.007 %", "< 0.0001 %"]
+    gradcam = window.show_tab("Grad-CAM")
+    # 64 px in, three 3×3 convs with pooling: the last map is 2×2 (the new user's 64-px model)
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((64, 64, 3)), keras.layers.Rescaling(1 / 255.0)]
+                             + [layer for i in range(4) for layer in (
+                                 keras.layers.Conv2D(4, 3, padding="same", activation="relu", name=f"conv{i}"),
+                                 keras.layers.MaxPooling2D(2 if i < 3 else 4, name=f"pool{i}"))]
+                             + [keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_last"),
+                                keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, activation="softmax")],
+                             name="tiny64")
+    tf_context.set_model(loaded(model, ["ant", "bee", "cat"], kind="run", input_size=64))
+    with qtbot.waitSignal(gradcam.done, timeout=60_000):
+        gradcam.show_image(_photo(tmp_path))
+    text = gradcam.info.text()
+    assert "sees the image as 2×2 cells" in text and "earlier layer, e.g. conv3" in text  # 8×8: the deepest with detail
+    imagenet = loaded(convnet("fcn", (6,), 4, seed=4, head="probs"), ["a", "b", "c", "d"], kind="imagenet",
+                      input_size=32, source="fcn")
+    tf_context.set_model(imagenet)
+    wide = tmp_path / "wide.png"
+    from PIL import Image
+    import numpy as np
+
+    Image.fromarray(np.full((40, 80, 3), 90, np.uint8)).save(wide)
+    with qtbot.waitSignal(gradcam.done, timeout=60_000):
+        gradcam.show_image(str(wide))
+    assert "square in the middle of the photo" in gradcam.info.text()
+    assert "ImageNet protocol" not in gradcam.info.text()
+    assert all("0.0%" not in gradcam.top_list.item(i).text() for i in range(gradcam.top_list.count()))
+
+
+def test_saved_overlay_is_named_after_image_method_and_class_and_carries_a_caption(tf_context, window, qtbot,
+                                                                                    tmp_path):
+    """Point 13: <image>_<method>_<class>.png, and a caption strip (model, class, probability,
+    method, layer) below the overlay."""
+    import numpy as np
+    from PIL import Image
+
+    from models import convnet, loaded
+
+    gradcam = window.show_tab("Grad-CAM")
+    tf_context.set_model(loaded(convnet("three", (6, 8), 3, head="probs"), ["ant", "bee", "cat"], kind="run",
+                                input_size=32))
+    gradcam.set_method("scorecam")
+    with qtbot.waitSignal(gradcam.done, timeout=60_000):
+        gradcam.show_image(_photo(tmp_path))
+    gradcam.class_edit.setText("bee")
+    with qtbot.waitSignal(gradcam.done, timeout=60_000):
+        gradcam.run_button.click()
+    assert gradcam.suggested_file_name() == "square_scorecam_bee.png"
+    plain, captioned = tmp_path / "plain.png", tmp_path / "captioned.png"
+    gradcam.save_overlay(str(plain))  # the tick box is off by default
+    gradcam.caption_box.setChecked(True)
+    gradcam.save_overlay(str(captioned))
+    plain_px, captioned_px = np.asarray(Image.open(plain)), np.asarray(Image.open(captioned))
+    assert captioned_px.shape[1] == plain_px.shape[1] and captioned_px.shape[0] > plain_px.shape[0] + 20
+    assert np.array_equal(captioned_px[: plain_px.shape[0]], plain_px)  # the overlay untouched above
+    strip = captioned_px[plain_px.shape[0]:]
+    assert (strip < 100).any() and "bee" in gradcam.caption_text() and "Score-CAM" in gradcam.caption_text()
