@@ -48,15 +48,20 @@ def train_args(data: Path, out: Path, *, epochs: int = 3, batch_size: int = 8, i
 
 
 def start(args: list[str], *, tiny: bool = False, cluster: list[str] | None = None, task: int | None = None,
-          home: Path | None = None, stdout=subprocess.PIPE) -> subprocess.Popen:
-    """Start one worker (``cluster``/``task`` given) or a one-process run (neither)."""
+          home: Path | None = None, log: Path | None = None) -> subprocess.Popen:
+    """Start one worker (``cluster``/``task`` given) or a one-process run (neither). Its output goes
+    to pipes (read them with :func:`finish`), or to the file ``log`` when nothing reads it meanwhile
+    (a full pipe would block the worker)."""
     argv = [sys.executable, "-c", WORKER] + (["--tiny"] if tiny else []) + list(args)
     if cluster is not None:
         argv += ["--cluster", ",".join(cluster), "--task", str(task)]
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
     if home is not None:
         env["CONVSCOPE_HOME"] = str(home)
-    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
+    if log is not None:
+        with open(log, "w", encoding="utf-8") as handle:
+            return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def loopback_cluster(count: int = 2) -> list[str]:

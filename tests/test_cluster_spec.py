@@ -147,3 +147,23 @@ def test_train_arguments_give_the_same_config_through_the_cli(tmp_path, monkeypa
     args = build_parser().parse_args(["train", *train_arguments(config), "--cluster", "h1:1,h2:2", "--task", "1"])
     assert training._cmd_train(args) == 0
     assert seen[0].train == config and seen[0].cluster.task == 1
+
+
+@pytest.mark.parametrize("count, batch, replicas, expected", [
+    (16, 16, 1, (16, 0)), (17, 16, 1, (16, 0)),  # one replica: batches as always, the last partial
+    (16, 16, 2, (16, 0)), (17, 16, 2, (16, 1)), (20, 8, 3, (8, 4)),
+    (8, 16, 2, (8, 0)), (7, 16, 2, (6, 1)),  # a subset smaller than a batch: its largest whole batch
+])
+def test_replica_batches_are_whole_and_say_what_is_left_out(count, batch, replicas, expected):
+    from engine.train.fitting import replica_batches
+
+    assert replica_batches(count, batch, replicas) == expected
+
+
+def test_fewer_images_or_a_smaller_batch_than_replicas_is_refused():
+    from engine.train.fitting import replica_batches
+
+    with pytest.raises(InvalidSetting, match="3 validation image.s. in batches of 8 cannot be shared by 4 replicas"):
+        replica_batches(3, 8, 4, "validation")
+    with pytest.raises(InvalidSetting, match="cannot be shared by 2 replicas"):
+        replica_batches(100, 1, 2)

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QListWidget, QSpli
 from app.context import AppContext
 from app.jobs import JobHandle
 from app.tabs.training_form import TrainingForm
+from app.widgets.cluster_panel import ClusterPanel
 from app.widgets.job_progress import JobProgress
 from app.widgets.plots import TrainingCurves, metric_kind
 from app.widgets.runs_table import RunsPanel
@@ -35,6 +36,10 @@ class TrainingTab(QWidget):
         self.form.cancel_button.clicked.connect(self.cancel)
         self.runs = RunsPanel(context, self.form.runs_root, self)
         self.runs.resume_requested.connect(self.resume)
+        self.cluster_panel = ClusterPanel(self.form.form_config, context.settings, self)
+        self.form.add_section(self.cluster_panel)
+        self.cluster_panel.watch(self.form.setting_widgets)
+        context.dataset_changed.connect(self.cluster_panel.refresh)
         self._build()
         self.runs.overlays_changed.connect(self.curves.set_overlays)
         self.smooth_check.setChecked(context.settings.value("training/smooth", False, bool))
@@ -81,6 +86,7 @@ class TrainingTab(QWidget):
     def _set_busy(self, busy: bool) -> None:
         self.form.set_busy(busy)
         self.runs.set_busy(busy)
+        self.cluster_panel.set_busy(busy)
 
     @Slot()
     def start(self) -> JobHandle | None:
@@ -96,12 +102,17 @@ class TrainingTab(QWidget):
             if config.learning_rate is not None and config.learning_rate != config.learning_rate:
                 raise InvalidSetting(f"learning rate '{lr_text}' is not a number",
                                      "type one such as 1e-4, or leave it empty for the default")
+            if self.cluster_panel.active:
+                config = self.cluster_panel.cluster_config(config)
             config.validate()
         except ConvScopeError as error:
             return self._start_job("Training", _failing_job(error))
         # Training runs in a child process (engine.worker): its TensorFlow work holds that
         # process's GIL, not the GUI's.
-        return self._start_job("Training", ("engine.train.strategies:train", (config,)))
+        if not self.cluster_panel.active:
+            return self._start_job("Training", ("engine.train.strategies:train", (config,)))
+        self.cluster_panel.started()
+        return self._start_job("Training as the chief of a cluster", ("engine.train.cluster:train_cluster", (config,)))
 
     @Slot(str)
     def resume(self, run_dir: str) -> JobHandle | None:
@@ -153,6 +164,7 @@ class TrainingTab(QWidget):
         if self.sender() is not self._job:
             return  # a cancelled job's late events
         self.event_count += 1
+        self.cluster_panel.on_event(event)
         if isinstance(event, BatchProgress):
             x = event.epoch - 1 + event.batch / max(event.batches, 1)
             for metric, value in event.metrics.items():
@@ -203,6 +215,7 @@ class TrainingTab(QWidget):
             return
         self.curves.flush()
         self._set_busy(False)
+        self.cluster_panel.finished()
         if self._job is not None and self._job.outcome == Outcome.CANCELLED and self.current_run:
             self.status_label.setText(f"Cancelled. {self.current_run} keeps last.keras and can be resumed.")
         self.runs.refresh()

@@ -130,6 +130,16 @@ class TrainingForm(QGroupBox):
         context.tf_ready.connect(self._on_tf_ready)
         self._on_strategy_changed()
 
+    @property
+    def setting_widgets(self) -> list[QWidget]:
+        """The widgets that hold a setting (a section below may follow their changes)."""
+        return list(self._form_widgets)
+
+    def add_section(self, widget: QWidget) -> None:
+        """Put ``widget`` (the cluster panel) below the settings, above the Start button."""
+        layout = self.layout()
+        layout.insertWidget(layout.indexOf(self.tf_gate), widget)
+
     def set_busy(self, busy: bool) -> None:
         """While a run trains the form is read-only and Cancel is the one button."""
         self._busy = busy

@@ -34,7 +34,7 @@ from typing import Any
 
 from engine import atomic
 from engine.errors import ConvScopeError, InvalidSetting
-from engine.events import CancelToken, RunStarted, Sink, Status, WorkerJoined, discard
+from engine.events import CancelToken, Progress, RunStarted, Sink, Status, WorkerJoined, discard
 from engine.train import rundir
 from engine.train.cluster_spec import ClusterSpec, port_open
 from engine.train.config import TrainConfig, check_writable
@@ -154,13 +154,19 @@ def _finished_epochs(folder: Path, cfg: TrainConfig) -> int | None:
 def _join(spec: ClusterSpec, emit: Sink, cancel: CancelToken | None):
     """Start TensorFlow's multi-worker engine once every worker is up; returns the strategy."""
     if spec.is_chief:
-        waiting = set(range(1, len(spec.workers)))
-        emit(Status(f"waiting for {len(waiting)} worker(s) to join: " + ", ".join(spec.workers[1:])))
+        others = set(range(1, len(spec.workers)))
+        waiting, shown = set(others), None
         while waiting:
             for task in sorted(waiting):
                 if port_open(spec.workers[task]):
                     waiting.discard(task)
                     emit(WorkerJoined(task=task, address=spec.workers[task]))
+            if waiting != shown:
+                shown = set(waiting)
+                emit(Progress(done=len(others) - len(waiting), total=len(others), message="workers joined"))
+                if waiting:
+                    emit(Status(f"waiting for {len(waiting)} worker(s) to join: "
+                                + ", ".join(spec.workers[task] for task in sorted(waiting))))
             if cancel is not None:
                 cancel.raise_if_cancelled()
             if waiting:
@@ -233,16 +239,16 @@ def _lost_peer(error: Exception, spec: ClusterSpec) -> str | None:
     """Name the worker a TensorFlow error of a lost peer is about (or None if it is not one)."""
     from engine.tf_runtime import tf  # noqa: PLC0415
 
-    if not isinstance(error, tf().errors.OpError):
-        return None
+    errors = tf().errors
+    if not isinstance(error, (errors.UnavailableError, errors.AbortedError, errors.CancelledError,
+                              errors.DeadlineExceededError, errors.InternalError)):
+        return None  # e.g. an InvalidArgumentError of this worker's own step: a bug, shown as it is
     text = str(error)
     tasks = {int(m) for m in re.findall(r"/job:worker/replica:\d+/task:(\d+)", text)} - {spec.task}
     tasks = {task for task in tasks if task < len(spec.workers)}
     if tasks:
         return " and ".join(spec.name_of(task) for task in sorted(tasks))
-    if re.search(r"heartbeat|unavailable|connect|socket|coordination|peer|cancel", text, re.IGNORECASE):
-        return "a worker of the cluster (" + ", ".join(a for i, a in enumerate(spec.workers) if i != spec.task) + ")"
-    return None
+    return "a worker of the cluster (" + ", ".join(a for i, a in enumerate(spec.workers) if i != spec.task) + ")"
 
 
 class _ManifestNote:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine import atomic
+from engine.errors import InvalidSetting
 from engine.events import CheckpointSaved, JobCancelled, Status
 from engine.memory import available_memory as _available_memory  # patched by tests
 from engine.tf_runtime import keras
@@ -29,12 +30,36 @@ def datasets(ctx: RunContext):
 
     cfg = ctx.cfg
     out = []
+    replicas = int(getattr(ctx.scope, "num_replicas_in_sync", 1))
     for subset, shuffle in (("train", True), ("validation", False)):
         items = ctx.split.subset(subset)
         cache = suggest_cache(len(items), ctx.size, ctx.run_dir / "cache" / subset)
-        out.append(make_dataset(items, ctx.size, ctx.batch_size, num_classes=ctx.num_classes,
-                                shuffle=shuffle, seed=cfg.seed, cache=cache, emit=ctx.emit))
+        batch_size, left_out = replica_batches(len(items), ctx.batch_size, replicas, subset)
+        if left_out:
+            ctx.warn(f"the last {left_out} {subset} image(s) of each epoch are left out: {replicas} replicas "
+                     f"train on whole batches of {batch_size} (a batch size that divides the {len(items)} "
+                     "images uses them all)")
+        out.append(make_dataset(items, ctx.size, batch_size, num_classes=ctx.num_classes, shuffle=shuffle,
+                                seed=cfg.seed, cache=cache, drop_remainder=replicas > 1, emit=ctx.emit))
     return out[0], out[1]
+
+
+def replica_batches(count: int, batch_size: int, replicas: int, subset: str = "train") -> tuple[int, int]:
+    """``(batch size, images left out per epoch)`` for ``count`` images shared by ``replicas``.
+
+    With several replicas (MirroredStrategy, a cluster) every batch is whole: tf.distribute cuts a
+    batch whose size it cannot know in advance (a last, partial one) into parts of
+    ceil(size / replicas) in order, which can leave a replica an empty part — and TensorFlow's CPU
+    convolution fails on an empty batch ("input depth must be evenly divisible by filter depth").
+    A subset smaller than one batch gets the largest whole batch it holds."""
+    if replicas <= 1:
+        return batch_size, 0
+    batch = min(batch_size, count // replicas * replicas)
+    if batch < replicas:
+        raise InvalidSetting(f"{count} {subset} image(s) in batches of {batch_size} cannot be shared by "
+                             f"{replicas} replicas", f"use a batch size of at least {replicas} and at least "
+                             f"{replicas} {subset} images")
+    return batch, count % batch
 
 
 def save_model(model, path: Path) -> str:
