@@ -46,7 +46,13 @@ def register(subparsers) -> None:
     p.add_argument("--target", choices=["logit", "probability"], default="logit",
                    help="what is differentiated for a softmax head: the class's pre-softmax score (as the "
                         "Grad-CAM paper) or its probability (default logit)")
-    p.add_argument("--output-index", type=int, default=0, metavar="N", help="which model output (default 0)")
+    p.add_argument("--output", "--output-index", dest="output", metavar="NAME|INDEX",
+                   help="which output of a model with several (its name or index; default the first)")
+    p.add_argument("--explain-input", metavar="NAME|INDEX",
+                   help="which input of a model with several image inputs IMAGE feeds and the map explains "
+                        "(default the first); the others are held at their --image")
+    p.add_argument("--image", dest="other_images", action="append", default=[], metavar="NAME=PATH",
+                   help="the image of another input of a multi-input model (repeat for each)")
     p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in the overlay (default 0.4)")
     p.add_argument("--out", required=True, metavar="PNG|DIR",
                    help="where to write the overlay (with --test-class: a folder for the mean heatmap, the "
@@ -86,9 +92,7 @@ def run_gradcam(args: argparse.Namespace) -> int:
     heat_out = _check_out(args.save_heatmap, ".npy", "--save-heatmap") if args.save_heatmap else None
     if not 0.0 <= args.alpha <= 1.0:
         raise InvalidSetting(f"--alpha {args.alpha} is out of range", "use a value between 0 and 1")
-    request = ExplainRequest(method=args.method, class_=args.class_, layer=args.layer, input=args.input,
-                             target=args.target, output_index=args.output_index)
-    request.validate()
+    ExplainRequest(method=args.method, input=args.input, target=args.target).validate()
     config = None
     if args.score:
         from engine.inspect.faithfulness import FaithfulnessConfig  # noqa: PLC0415
@@ -102,8 +106,9 @@ def run_gradcam(args: argparse.Namespace) -> int:
         sink(Progress(done=0, total=total, message=f"loading {args.model}"))
         loaded = _load(args)
         image = _read_image(args.image)
+        request, others = _multi_io(args, loaded)
         sink(Progress(done=1, total=total, message=f"computing {args.method}"))
-        result = explain(loaded, image, request)
+        result = explain(loaded, image, request, others=others)
         if config is not None:
             from engine.inspect.explain import assess  # noqa: PLC0415
 
@@ -132,6 +137,28 @@ def run_gradcam(args: argparse.Namespace) -> int:
             say(line)
         say(f"Wrote {out}" + (f" and {heat_out}" if heat_out else ""))
     return 0
+
+
+def _multi_io(args, loaded):
+    """The request for the chosen output and input, and the other inputs' images by index."""
+    from engine.inspect.explain import ExplainRequest  # noqa: PLC0415
+    from engine.inspect.layers import resolve_input, resolve_output  # noqa: PLC0415
+
+    output_index = resolve_output(loaded.model, args.output)
+    explain_input = resolve_input(loaded.model, args.explain_input)
+    others = {}
+    for pair in args.other_images:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise InvalidSetting(f"--image {pair}: expected NAME=PATH", "e.g. --image sketch=sketch.png")
+        index = resolve_input(loaded.model, name)
+        if index == explain_input:
+            raise InvalidSetting(f"--image {pair}: '{name}' is the input being explained",
+                                 "give its image as IMAGE, and --image for the other inputs")
+        others[index] = _read_image(path)
+    request = ExplainRequest(method=args.method, class_=args.class_, layer=args.layer, input=args.input,
+                             target=args.target, output_index=output_index, explain_input=explain_input)
+    return request, others
 
 
 def run_test_class(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from engine.errors import IntrospectionError
-from engine.inspect.layers import build_tap_model, canonical_path, image_batch, model_cache
+from engine.inspect.layers import build_tap_model, canonical_path, image_batch, model_cache, single_input_shape
 from engine.tf_runtime import tf
 
 
@@ -37,6 +37,7 @@ def compute_activations(model, image, layer_paths) -> dict[str, np.ndarray]:
     if not layer_paths:
         raise IntrospectionError("no layers asked for", "name at least one layer")
     canon = tuple(dict.fromkeys(canonical_path(model, p) for p in layer_paths))
+    single_input_shape(model)  # activations of one image: models with one input (Grad-CAM handles several)
     batch, _ = image_batch(model, image)
     forward = _activation_function(model, canon)
     values = forward(tf().constant(batch))

@@ -42,6 +42,7 @@ class ExplainRequest:
     input: str = "whole"
     target: str = "logit"
     output_index: int = 0
+    explain_input: int = 0  # for a model with several image inputs: the one explained
     top_k: int = TOP_K
 
     def validate(self) -> None:
@@ -66,6 +67,7 @@ class Explanation:
     top: list = field(default_factory=list)  # [(index, name, probability)] on input_array
     crop_top: tuple | None = None  # the ImageNet centre-crop protocol's top class, when not explained on it
     input_mode: str = "whole"
+    other_inputs: tuple = field(default=(), repr=False)  # a multi-input model's other inputs, (1, ...) each
 
     @property
     def whole_photo(self) -> bool:
@@ -73,7 +75,7 @@ class Explanation:
 
     def to_dict(self) -> dict:
         return {**self.cam.to_dict(), "heatmap_shape": list(self.heatmap.shape), "class_name": self.class_name,
-                "input": self.input_mode, "input_text": self.input_text,
+                "input": self.input_mode, "input_text": self.input_text, "explain_input": self.cam.explain_input,
                 "input_shape": list(self.input_array.shape[:2]),
                 "top": [{"index": i, "name": n, "probability": p} for i, n, p in self.top],
                 "crop_top": None if self.crop_top is None else {
@@ -117,11 +119,11 @@ def class_names_of(loaded, output_index: int = 0) -> list[str]:
 # inputs
 
 
-def input_size(loaded) -> int:
+def input_size(loaded, input_index: int = 0) -> int:
     """The model's square input size (its run's, else its input shape's, else 224)."""
-    if loaded.input_size:
+    if loaded.input_size and input_index == 0:
         return int(loaded.input_size)
-    shape = fixed_image_size(loaded.model)
+    shape = fixed_image_size(loaded.model, input_index)
     return shape[0] if shape else 224
 
 
@@ -136,11 +138,13 @@ def _runs_at(model, shape) -> bool:
         return False
 
 
-def model_input(loaded, image: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray, str]:
+def model_input(loaded, image: np.ndarray, mode: str, input_index: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
     """(the array the model sees, the image the map is drawn over, a description) for ``mode``."""
     from engine.predict import default_mode, prepare_image  # noqa: PLC0415
 
-    size, protocol = input_size(loaded), default_mode(loaded)
+    size, protocol = input_size(loaded, input_index), default_mode(loaded)
+    if len(loaded.model.inputs) > 1:  # several inputs: each gets its own square input, as in training
+        protocol = "resize"
     if mode == "predict":
         array = prepare_image(image, size, protocol)
         return array, array, (f"the {size}×{size} centre crop, as convscope predict" if protocol == "crop"
@@ -159,12 +163,16 @@ def model_input(loaded, image: np.ndarray, mode: str) -> tuple[np.ndarray, np.nd
     return prepare_image(image, size, "resize"), image, f"the whole photo resized to {size}×{size}{why}"
 
 
-def top_k_at(loaded, array: np.ndarray, k: int = TOP_K, output_index: int = 0) -> list[tuple[int, str, float]]:
-    """The model's top-k (index, name, probability) on ``array`` at its own size."""
+def top_k_at(loaded, array: np.ndarray, k: int = TOP_K, output_index: int = 0, explain_input: int = 0,
+             others: tuple = ()) -> list[tuple[int, str, float]]:
+    """The model's top-k (index, name, probability) on ``array`` at its own size (``others``: the
+    (1, ...) batches of a multi-input model's other inputs)."""
     from engine.predict import class_names_for, to_probabilities  # noqa: PLC0415
 
     batch = np.asarray(array, np.float32)[None]
-    if fixed_image_size(loaded.model) in (None, tuple(array.shape[:2])):
+    if others:
+        outputs = loaded.model(list(others[:explain_input]) + [batch] + list(others[explain_input:]), training=False)
+    elif fixed_image_size(loaded.model) in (None, tuple(array.shape[:2])):
         outputs = loaded.model(batch, training=False)
     else:
         tap = model_cache.get(loaded.model, ("explain-tap", tuple(array.shape)),
@@ -181,15 +189,32 @@ def top_k_at(loaded, array: np.ndarray, k: int = TOP_K, output_index: int = 0) -
 # the route
 
 
-def explain(loaded, image: np.ndarray, request: ExplainRequest, cancel=None) -> Explanation:
-    """Explain ``image`` (raw RGB uint8 (H, W, 3), as read) with ``loaded`` (a LoadedModel)."""
+def explain(loaded, image: np.ndarray, request: ExplainRequest, cancel=None, others: dict | None = None) -> Explanation:
+    """Explain ``image`` (raw RGB uint8 (H, W, 3), as read) with ``loaded`` (a LoadedModel).
+
+    A model with several inputs: ``image`` feeds input ``request.explain_input`` and ``others`` maps
+    each other input's index to its image, held fixed (each resized to its input's size)."""
+    from engine.inspect.layers import image_batch, input_names, input_shapes  # noqa: PLC0415
     from engine.predict import default_mode, predict_arrays, prepare_image  # noqa: PLC0415
 
     request.validate()
-    array, shown, described = model_input(loaded, np.asarray(image), request.input)
-    top = top_k_at(loaded, array, request.top_k, request.output_index)
+    n_inputs, explained_at = len(input_shapes(loaded.model)), request.explain_input
+    if not 0 <= explained_at < n_inputs:
+        raise InvalidSetting(f"input {explained_at} is out of range: the model has {n_inputs} input(s)",
+                             f"choose an input between 0 and {n_inputs - 1}")
+    others = dict(others or {})
+    other_indices = [i for i in range(n_inputs) if i != explained_at]
+    missing = [i for i in other_indices if i not in others]
+    if missing:
+        names = input_names(loaded.model)
+        raise InvalidSetting(f"the model has {n_inputs} inputs and no image for input "
+                             + ", ".join(f"'{names[i]}'" for i in missing), "give one with --image NAME=PATH")
+    rest_images = [others[i] for i in other_indices]
+    rest = tuple(image_batch(loaded.model, others[i], i)[0] for i in other_indices)
+    array, shown, described = model_input(loaded, np.asarray(image), request.input, explained_at)
+    top = top_k_at(loaded, array, request.top_k, request.output_index, explained_at, rest)
     crop_top = None
-    if default_mode(loaded) == "crop" and request.input != "predict" and request.output_index == 0:
+    if default_mode(loaded) == "crop" and request.input != "predict" and request.output_index == 0 and n_inputs == 1:
         size = input_size(loaded)
         crop_top = predict_arrays(loaded, prepare_image(image, size, "crop")[None], top_k=1)[0][0]
     if cancel is not None:
@@ -199,11 +224,12 @@ def explain(loaded, image: np.ndarray, request: ExplainRequest, cancel=None) -> 
     if wanted is None:
         wanted = top[0][0]
     cam = compute_cam(loaded.model, array, class_index=wanted, layer=request.layer, method=request.method,
-                      output_index=request.output_index, resize=False, target=request.target)
+                      output_index=request.output_index, resize=False, target=request.target,
+                      explain_input=explained_at, others=rest_images)
     return Explanation(
         heatmap=resize_heatmap(cam.heatmap, shown.shape[:2]), shown=shown, input_array=array,
         input_text=described, cam=cam, class_name=names[cam.class_index], top=top, crop_top=crop_top,
-        input_mode=request.input,
+        input_mode=request.input, other_inputs=rest,
     )
 
 
@@ -246,10 +272,11 @@ def assess(loaded, explanation: Explanation, config=None, sanity: bool = True, c
     cam = explanation.cam
     scores = faithfulness(loaded.model, explanation.input_array, cam.heatmap, cam.class_index, config,
                           output_index=cam.output_index, low_res=cam.raw.shape if cam.raw is not None else None,
-                          cancel=cancel)
+                          cancel=cancel, explain_input=cam.explain_input, others=explanation.other_inputs)
     check = None
     if sanity:
         check = sanity_check(loaded.model, explanation.input_array, cam.class_index, cam.method,
                              None if cam.layer == "input" else cam.layer, cam.output_index, cam.target,
-                             original=cam.raw, cancel=cancel)
+                             original=cam.raw, cancel=cancel, explain_input=cam.explain_input,
+                             others=[o[0] for o in explanation.other_inputs])
     return Trust(scores, check)

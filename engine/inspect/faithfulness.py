@@ -168,19 +168,22 @@ def perturbations(image: np.ndarray, order: np.ndarray, steps: int, road: bool, 
 # scoring
 
 
-def image_scorer(model, class_index: int, input_shape, output_index: int = 0, batch_size: int = 32):
-    """images (n, H, W, C) → the class probability of each, ``batch_size`` images per forward pass."""
-    from engine.inspect.layers import single_input_shape  # noqa: PLC0415
+def image_scorer(model, class_index: int, input_shape, output_index: int = 0, batch_size: int = 32,
+                 explain_input: int = 0, others: tuple = ()):
+    """images (n, H, W, C) → the class probability of each, ``batch_size`` images per forward pass
+    (``others``: (1, ...) batches of a multi-input model's other inputs, held fixed)."""
+    from engine.inspect.layers import input_shapes  # noqa: PLC0415
     from engine.tf_runtime import tf  # noqa: PLC0415
 
-    own = tuple(single_input_shape(model)[1:])
+    own = tuple(input_shapes(model)[explain_input][1:])
     shape = None if tuple(input_shape) == own else tuple(input_shape)
-    passes = build_passes(model, INPUT, output_index, "probability", shape)
+    passes = build_passes(model, INPUT, output_index, "probability", shape, explain_input)
     t = tf()
     c = t.constant(int(class_index), dtype="int32")
+    rest = tuple(t.constant(np.asarray(o, np.float32)) for o in others)
 
     def score(images: np.ndarray) -> np.ndarray:
-        out = [np.asarray(passes.score_images(t.constant(images[i:i + batch_size]), c)[1])
+        out = [np.asarray(passes.score_images(t.constant(images[i:i + batch_size]), rest, c)[1])
                for i in range(0, images.shape[0], batch_size)]
         return np.concatenate(out).astype(np.float64)
 
@@ -202,7 +205,8 @@ def score_map(score, image: np.ndarray, heatmap: np.ndarray, config: Faithfulnes
 
 def faithfulness(model, image: np.ndarray, heatmap: np.ndarray, class_index: int,
                  config: FaithfulnessConfig | None = None, output_index: int = 0,
-                 low_res: tuple[int, int] | None = None, cancel=None) -> Faithfulness:
+                 low_res: tuple[int, int] | None = None, cancel=None, explain_input: int = 0,
+                 others: tuple = ()) -> Faithfulness:
     """Score ``heatmap`` (at the size of ``image``, the array the model explained) and the baselines.
 
     ``low_res``: the explained map's own resolution, for the random baseline (default: 7×7)."""
@@ -213,7 +217,7 @@ def faithfulness(model, image: np.ndarray, heatmap: np.ndarray, class_index: int
     if tuple(np.shape(heatmap)) != shape:
         raise InvalidSetting(f"heatmap shape {np.shape(heatmap)} differs from the image's {shape}",
                              "score the map at the size of the array the model explained")
-    score = image_scorer(model, class_index, image.shape, output_index, config.batch_size)
+    score = image_scorer(model, class_index, image.shape, output_index, config.batch_size, explain_input, others)
     rng = np.random.default_rng(config.seed)
     explained = score_map(score, image, heatmap, config, rng, cancel=cancel)
     baselines = {}

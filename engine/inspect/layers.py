@@ -171,16 +171,69 @@ def single_input_shape(model) -> tuple:
     return tuple(inputs[0].shape)
 
 
-def fixed_image_size(model) -> tuple[int, int] | None:
-    """(height, width) of the model's image input when both are fixed; None when either is free
-    or the model has no defined input. The one place the input size is read from a model."""
+def fixed_image_size(model, input_index: int = 0) -> tuple[int, int] | None:
+    """(height, width) of the model's image input (``input_index``) when both are fixed; None when
+    either is free or the model has no defined input. The one place the input size is read from a model."""
     try:
-        shape = tuple(model.inputs[0].shape)
+        shape = tuple(model.inputs[input_index].shape)
     except (AttributeError, IndexError, TypeError):
         return None
     if len(shape) != 4 or shape[1] is None or shape[2] is None:
         return None
     return int(shape[1]), int(shape[2])
+
+
+def input_shapes(model) -> list[tuple]:
+    """Every input shape of the model (batch axis included); IntrospectionError when it has none."""
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        raise IntrospectionError(
+            f"model '{model.name}' has no defined input",
+            "build it on an input shape first (e.g. with keras.Input) or load it from a .keras file",
+        )
+    return [tuple(tensor.shape) for tensor in inputs]
+
+
+def input_names(model) -> list[str]:
+    return [str(getattr(tensor, "name", f"input_{i}")) for i, tensor in enumerate(model.inputs or [])]
+
+
+def resolve_input(model, spec: int | str | None) -> int:
+    """The index of the input named or numbered by ``spec`` (None: the first)."""
+    names = input_names(model)
+    return _resolve_index(spec, names, "input", "--explain-input")
+
+
+def layers_fed_by(model, input_index: int) -> set[str]:
+    """Names of the top-level layers that input ``input_index`` of a functional model reaches
+    (all layers for a model with one input)."""
+    if len(model.inputs or []) <= 1:
+        return {layer.name for layer in model.layers}
+    from engine.inspect.graph import model_dag  # noqa: PLC0415
+
+    reached = {input_names(model)[input_index]}
+    for node in model_dag(model):  # topological order
+        if node.name in reached or any(name in reached for name in node.inbound):
+            reached.add(node.name)
+    return reached
+
+
+def resolve_output(model, spec: int | str | None) -> int:
+    """The index of the output named or numbered by ``spec`` (None: the first)."""
+    names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(output_count(model))])
+    return _resolve_index(spec, names, "output", "--output")
+
+
+def _resolve_index(spec, names: list[str], kind: str, option: str) -> int:
+    if spec is None:
+        return 0
+    text = str(spec).strip()
+    if text.isdigit() and int(text) < len(names):
+        return int(text)
+    if text in names:
+        return names.index(text)
+    raise IntrospectionError(f"{option} {text}: the model has no {kind} of that name or number",
+                             f"its {kind}s: " + ", ".join(f"{i} {n}" for i, n in enumerate(names)))
 
 
 def output_count(model) -> int:
@@ -226,13 +279,14 @@ def _trace(model, x, targets: list[str], record: dict, prefix: str, head=None):
     # Functional: re-trace it on a fresh Input (clone_model with the SAME layer objects, recording
     # the wanted tensors), wrap inputs → [taps, outputs] as one model and call that on ``x``.
     local: dict = {}
-    if len(model.inputs) != 1:
+    xs = list(x) if isinstance(x, (list, tuple)) else [x]
+    if len(model.inputs) != len(xs):
         raise IntrospectionError(
             f"nested model '{prefix + model.name}' has {len(model.inputs)} inputs",
             "ConvScope can look inside nested models with one input only",
         )
-    x0 = keras_mod.Input(batch_shape=tuple(x.shape), dtype=model.inputs[0].dtype)
-    structured = [x0] if isinstance(model.input, (list, tuple)) else x0
+    x0s = [keras_mod.Input(batch_shape=tuple(xi.shape), dtype=tensor.dtype) for xi, tensor in zip(xs, model.inputs)]
+    structured = x0s if isinstance(model.input, (list, tuple)) else x0s[0]
     try:
         clone = keras_mod.models.clone_model(
             model, input_tensors=structured, clone_function=lambda layer: layer,
@@ -247,8 +301,8 @@ def _trace(model, x, targets: list[str], record: dict, prefix: str, head=None):
         ) from None
     keys = list(local)
     n_out = len(clone.outputs)
-    sub = keras_mod.Model(x0, [local[key] for key in keys] + list(clone.outputs))
-    results = sub(x)
+    sub = keras_mod.Model(structured, [local[key] for key in keys] + list(clone.outputs))
+    results = sub(xs if isinstance(structured, list) else xs[0])
     results = list(results) if isinstance(results, (list, tuple)) else [results]
     for key, value in zip(keys, results):
         record.setdefault(key, value)
@@ -260,18 +314,23 @@ def _recording_call(call, record, layer, *args, **kwargs):
     return call(layer, *args, _record=record, **kwargs)
 
 
-def build_tap_model(model, layer_paths: list[str], with_outputs: bool = True, input_shape=None, head=None):
+def build_tap_model(model, layer_paths: list[str], with_outputs: bool = True, input_shape=None, head=None,
+                    explain_input: int = 0):
     """A keras.Model, sharing ``model``'s layers and weights, whose outputs are the tensors of
     ``layer_paths`` (canonical paths) followed, when ``with_outputs``, by the model's own outputs.
 
-    ``input_shape`` (without batch axis) overrides the model's input shape, e.g. to run a fully
-    convolutional part on another image size. ``head``: a top-level layer of ``model`` whose input
-    tensor is appended as the last output (to compute pre-softmax scores from its weights).
+    ``input_shape`` (without batch axis) overrides the shape of input ``explain_input``, e.g. to run
+    a fully convolutional part on another image size. ``head``: a top-level layer of ``model`` whose
+    input tensor is appended as the last output (to compute pre-softmax scores from its weights).
+    A functional model with several inputs gives a tap model with the same inputs, in order.
     """
     keras_mod = keras()
-    shape = single_input_shape(model)
-    dtype = model.inputs[0].dtype
-    x = keras_mod.Input(shape=tuple(input_shape) if input_shape else shape[1:], dtype=dtype)
+    shapes = input_shapes(model)
+    xs = [keras_mod.Input(shape=tuple(input_shape) if input_shape and i == explain_input else shape[1:],
+                          dtype=tensor.dtype) for i, (shape, tensor) in enumerate(zip(shapes, model.inputs))]
+    if len(xs) > 1 and isinstance(model, keras_mod.Sequential):
+        raise IntrospectionError(f"Sequential model '{model.name}' with {len(xs)} inputs cannot be traced")
+    x = xs if len(xs) > 1 else xs[0]
     paths = [canonical_path(model, p) for p in layer_paths]
     record: dict = {}
     final = _trace(model, x, paths, record, "", head=head)
@@ -326,8 +385,8 @@ model_cache = _ModelCache()
 # images
 
 
-def image_batch(model, image):
-    """One image (H, W, C) → a float32 batch (1, S, S, C) at the model's input size.
+def image_batch(model, image, input_index: int = 0):
+    """One image (H, W, C) → a float32 batch (1, S, S, C) at the size of the model's input ``input_index``.
 
     Images are raw RGB 0..255 (ConvScope's convention); an image of another size than a model with
     a fixed input size is resized. Returns ``(batch, (H, W))`` with the image's own size.
@@ -342,7 +401,7 @@ def image_batch(model, image):
             f"expected one image of shape (height, width, channels), got an array of shape {array.shape}",
             "pass a single RGB image (read it with engine.data.images.read_rgb)",
         )
-    shape = single_input_shape(model)
+    shape = input_shapes(model)[input_index]
     if len(shape) != 4:
         raise IntrospectionError(
             f"model '{model.name}' takes inputs of shape {shape[1:]}, not images",

@@ -90,13 +90,15 @@ def _twin(model):
 
 def sanity_check(model, image: np.ndarray, class_index: int, method: str, layer: str | None,
                  output_index: int = 0, target: str = "logit", stages: int = STAGES, seed: int = 0,
-                 original: np.ndarray | None = None, cancel=None) -> SanityCheck:
+                 original: np.ndarray | None = None, cancel=None, explain_input: int = 0,
+                 others: list | None = None) -> SanityCheck:
     """Randomise the top ``stages`` weighted layers one at a time (cascading) and compare the maps of
     ``image`` (the array the model explained) at the map's own resolution."""
 
     def cam_of(m):
         return compute_cam(m, image, class_index=class_index, layer=layer, method=method,
-                           output_index=output_index, resize=False, target=target).raw
+                           output_index=output_index, resize=False, target=target,
+                           explain_input=explain_input, others=others).raw
 
     reference = original if original is not None else cam_of(model)
     twin = _twin(model)

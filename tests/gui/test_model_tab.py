@@ -58,3 +58,23 @@ def test_nested_model_drill_down_and_select_inner_layer(qtbot, context):
     assert blocker.args == ["tiny_base/block1_conv"]
     assert tab.selected_path() == "tiny_base/block1_conv"
     assert not tab.select_layer("tiny_base/nope")
+
+
+def test_two_input_two_output_model_shows_both_inputs_and_outputs(qtbot, context):
+    """Chapter 7's functional model with two image inputs and two named outputs (tests/test_multi_io.py)."""
+    from test_multi_io import two_in_two_out
+
+    from app.tabs.model_graph import ModelTab
+    from engine.models.loading import LoadedModel
+
+    tab = ModelTab(context)
+    qtbot.addWidget(tab)
+    model = two_in_two_out()
+    tab.set_model(LoadedModel(model=model, class_names=None, kind="file", input_size=None, label="two",
+                              source="two.keras"))
+    names = tab.node_paths()
+    assert {"photo", "sketch", "kind", "damaged"} <= set(names)
+    edges = set(tab.edges())
+    assert ("photo", "rescaling") in edges or any(a == "photo" for a, _ in edges)
+    assert any(a == "sketch" for a, _ in edges)
+    assert ("both", "kind") in edges and ("both", "damaged") in edges

@@ -16,12 +16,15 @@ from engine.errors import IntrospectionError
 from engine.inspect.cam.methods import get_method
 from engine.inspect.cam.targets import class_count, output_units
 from engine.inspect.layers import (
+    SEP,
     canonical_path,
     image_batch,
+    input_names,
+    input_shapes,
+    layers_fed_by,
     list_layers,
     output_shape,
     resolve_layer,
-    single_input_shape,
 )
 
 
@@ -35,6 +38,7 @@ class CamResult:
     output_index: int = 0
     target: str = "logit"
     raw: np.ndarray | None = field(default=None, repr=False)  # the map at the feature map's resolution (0..1)
+    explain_input: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -88,11 +92,26 @@ def _check_spatial(model, path: str) -> str:
     return full
 
 
-def cam_layer(model, method: str, layer: str | None) -> str:
-    """The layer path a method explains: "input" for saliency, else ``layer`` checked, else the default."""
+def cam_layer(model, method: str, layer: str | None, explain_input: int = 0) -> str:
+    """The layer path a method explains: "input" for saliency, else ``layer`` checked, else the
+    default — for a model with several inputs, the last 4-D layer the explained input reaches."""
     if get_method(method).layer_is_input:
         return "input"
-    return _check_spatial(model, layer) if layer else default_cam_layer(model)
+    fed = layers_fed_by(model, explain_input)
+    if layer:
+        path = _check_spatial(model, layer)
+        if path.split(SEP)[0] not in fed:
+            raise IntrospectionError(f"layer '{path}' does not see input '{input_names(model)[explain_input]}'",
+                                     "choose a layer on that input's branch")
+        return path
+    path = default_cam_layer(model)
+    if path.split(SEP)[0] in fed:
+        return path
+    spatial = [i.path for i in list_layers(model) if i.is_spatial and not i.is_model and i.path.split(SEP)[0] in fed]
+    if not spatial:
+        raise IntrospectionError(f"no spatial layer sees input '{input_names(model)[explain_input]}'",
+                                 "try --method saliency")
+    return spatial[-1]
 
 
 def check_class(model, class_index, output_index: int = 0) -> int:
@@ -112,7 +131,7 @@ def check_class(model, class_index, output_index: int = 0) -> int:
 
 
 def predict_scores(model, batch, output_index: int = 0) -> np.ndarray:
-    outputs = model(batch, training=False)
+    outputs = model(batch if not isinstance(batch, tuple) else list(batch), training=False)
     if isinstance(outputs, (list, tuple)):
         outputs = outputs[output_index]
     return np.asarray(outputs)[0]
@@ -144,6 +163,8 @@ def compute_cam(
     output_index: int = 0,
     resize: bool = True,
     target: str = "logit",
+    explain_input: int = 0,
+    others: list | None = None,
 ) -> CamResult:
     """A class activation map of ``image`` (raw RGB (H, W, 3), 0..255) for ``class_index``
     (default: the predicted class) at ``layer`` (default: :func:`default_cam_layer`).
@@ -152,9 +173,23 @@ def compute_cam(
     An image of another size than the model's fixed input is resized to it, unless ``resize`` is
     False: then the model is re-traced at the image's own size (fully convolutional models with a
     global pooling head; a Flatten head cannot, and says so).
+
+    A model with several inputs: ``image`` goes to input ``explain_input`` and ``others`` (one image
+    per other input, in the model's order) are held fixed, each resized to its input's size.
     """
     cam_method = get_method(method)
-    shape = single_input_shape(model)
+    shapes = input_shapes(model)
+    if not 0 <= explain_input < len(shapes):
+        raise IntrospectionError(f"input index {explain_input} is out of range: model '{model.name}' has "
+                                 f"{len(shapes)} input(s)", f"choose an input between 0 and {len(shapes) - 1}")
+    shape = shapes[explain_input]
+    other_indices = [i for i in range(len(shapes)) if i != explain_input]
+    others = list(others or [])
+    if len(others) != len(other_indices):
+        raise IntrospectionError(f"model '{model.name}' has {len(shapes)} inputs: give one image for each of the "
+                                 f"{len(other_indices)} other input(s), got {len(others)}",
+                                 "e.g. --image NAME=PATH for each input not explained")
+    rest = tuple(image_batch(model, other, i)[0] for i, other in zip(other_indices, others))
     output_units(model, output_index)
     array = np.asarray(image)
     input_shape = None
@@ -162,15 +197,17 @@ def compute_cam(
         input_shape = tuple(array.shape)
         batch, size = array.astype(np.float32)[None], tuple(array.shape[:2])
     else:
-        batch, size = image_batch(model, image)
+        batch, size = image_batch(model, image, explain_input)
     if class_index is None:
         if input_shape is not None:
             raise IntrospectionError("give a class index when resize=False", "e.g. the class predicted on the resized image")
-        scores = predict_scores(model, batch, output_index)
+        inputs = list(rest[:explain_input]) + [batch] + list(rest[explain_input:])
+        scores = predict_scores(model, tuple(inputs) if rest else batch, output_index)
         class_index = int(scores[0] >= 0.5) if scores.shape[-1] == 1 else int(np.argmax(scores))
     class_index = check_class(model, class_index, output_index)
-    layer_path = cam_layer(model, method, layer)
-    raw, score = cam_method.raw_cam(model, batch, class_index, layer_path, output_index, target, input_shape)
+    layer_path = cam_layer(model, method, layer, explain_input)
+    raw, score = cam_method.raw_cam(model, batch, class_index, layer_path, output_index, target, input_shape,
+                                    explain_input, rest)
     raw = scale_map(raw)
     return CamResult(
         heatmap=resize_heatmap(raw, size).astype(np.float32),
@@ -181,6 +218,7 @@ def compute_cam(
         output_index=output_index,
         target=target,
         raw=raw,
+        explain_input=explain_input,
     )
 
 

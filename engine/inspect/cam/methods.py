@@ -32,29 +32,32 @@ INPUT = "input"  # the layer path of the image itself (saliency)
 class Passes:
     """Compiled passes over one tap model (see the module docstring)."""
 
-    forward: Callable  # (batch (1,H,W,C), class, with_gradients) → (feature map, its gradient or 0, probability)
-    masked: Callable  # (batch (1,H,W,C), masks (n,h,w) in 0..1, class) → target scores of batch·upsampled masks
-    score_images: Callable  # (images (n,H,W,C), class) → (target scores (n,), probabilities (n,))
+    forward: Callable  # (batch (1,H,W,C), others, class, with_gradients) → (feature map, its gradient or 0, probability)
+    masked: Callable  # (batch (1,H,W,C), others, masks (n,h,w) in 0..1, class) → target scores of batch·upsampled masks
+    score_images: Callable  # (images (n,H,W,C), others, class) → (target scores (n,), probabilities (n,))
+    # ``others``: a tuple of (1, ...) batches for the model's other inputs, held fixed (tiled to the batch)
 
 
 def _as_list(outputs) -> list:
     return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
-def build_passes(model, layer: str, output_index: int = 0, target: str = "logit", input_shape=None) -> Passes:
-    """The compiled passes for ``layer`` (``"input"``: the image itself), cached per model.
+def build_passes(model, layer: str, output_index: int = 0, target: str = "logit", input_shape=None,
+                 explain_input: int = 0) -> Passes:
+    """The compiled passes for ``layer`` (``"input"``: the image of input ``explain_input`` itself),
+    cached per model.
 
     ``input_shape`` (H, W, C) traces the model at another size than its own input (fully
     convolutional models with a global pooling head can run so; a Flatten head cannot, and says so).
     """
     check_target(target)
-    key = ("cam-passes", layer, output_index, target, tuple(input_shape) if input_shape else None)
+    key = ("cam-passes", layer, output_index, target, tuple(input_shape) if input_shape else None, explain_input)
 
     def factory() -> Passes:
         head = softmax_head(model, output_index) if target == "logit" else None
         taps = [] if layer == INPUT else [layer]
         try:
-            tap = build_tap_model(model, taps, head=head, input_shape=input_shape)
+            tap = build_tap_model(model, taps, head=head, input_shape=input_shape, explain_input=explain_input)
         except IntrospectionError:
             raise
         except (ValueError, TypeError) as error:
@@ -65,31 +68,36 @@ def build_passes(model, layer: str, output_index: int = 0, target: str = "logit"
         score_of = target_for(model, output_index)
         t = tf()
 
-        def run(batch):
-            outputs = _as_list(tap(batch, training=False))
+        def run(batch, others):
+            if others:  # the other inputs, one example each, repeated along the batch
+                tiled = [t.repeat(other, t.shape(batch)[0], axis=0) for other in others]
+                batch_in = tiled[:explain_input] + [batch] + tiled[explain_input:]
+            else:
+                batch_in = batch
+            outputs = _as_list(tap(batch_in, training=False))
             differentiated, probabilities = split_scores(model, output_index, outputs, head)
             return (batch if layer == INPUT else outputs[0]), differentiated, probabilities
 
         @t.function(reduce_retracing=True)
-        def forward(batch, class_index, with_gradients: bool):
+        def forward(batch, others, class_index, with_gradients: bool):
             if not with_gradients:
-                acts, _, probabilities = run(batch)
+                acts, _, probabilities = run(batch, others)
                 return acts, t.zeros_like(acts), score_of(probabilities, class_index)
             with t.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(batch)
-                acts, differentiated, probabilities = run(batch)
+                acts, differentiated, probabilities = run(batch, others)
                 score = score_of(differentiated, class_index)
             return acts, tape.gradient(score, acts), score_of(probabilities, class_index)
 
         @t.function(reduce_retracing=True)
-        def masked(batch, masks, class_index):
+        def masked(batch, others, masks, class_index):
             up = t.image.resize(masks[..., None], t.shape(batch)[1:3], method="bilinear")
-            _, differentiated, _ = run(batch * up)
+            _, differentiated, _ = run(batch * up, others)
             return score_of(differentiated, class_index)
 
         @t.function(reduce_retracing=True)
-        def score_images(images, class_index):
-            _, differentiated, probabilities = run(images)
+        def score_images(images, others, class_index):
+            _, differentiated, probabilities = run(images, others)
             return score_of(differentiated, class_index), score_of(probabilities, class_index)
 
         return Passes(forward, masked, score_images)
@@ -116,16 +124,20 @@ class CamMethod:
         return np.tensordot(activations, weights, axes=([2], [0]))
 
     def raw_cam(self, model, batch, class_index: int, layer: str, output_index: int = 0,
-                target: str = "logit", input_shape=None) -> tuple[np.ndarray, float]:
-        """The (h, w) map before ReLU and scaling, and the class probability, for a (1, H, W, C) batch."""
-        passes = build_passes(model, INPUT if self.layer_is_input else layer, output_index, target, input_shape)
+                target: str = "logit", input_shape=None, explain_input: int = 0,
+                others: tuple = ()) -> tuple[np.ndarray, float]:
+        """The (h, w) map before ReLU and scaling, and the class probability, for a (1, H, W, C) batch
+        of input ``explain_input`` (``others``: (1, ...) batches of the other inputs, in order)."""
+        passes = build_passes(model, INPUT if self.layer_is_input else layer, output_index, target, input_shape,
+                              explain_input)
         t = tf()
         x = t.constant(np.asarray(batch, np.float32))
+        rest = tuple(t.constant(np.asarray(o, np.float32)) for o in others)
         c = t.constant(int(class_index), dtype="int32")
-        acts, grads, probability = passes.forward(x, c, self.uses_gradients)
+        acts, grads, probability = passes.forward(x, rest, c, self.uses_gradients)
 
         def scorer(masks: np.ndarray) -> np.ndarray:
-            chunks = [np.asarray(passes.masked(x, t.constant(masks[i:i + self.batch_size]), c))
+            chunks = [np.asarray(passes.masked(x, rest, t.constant(masks[i:i + self.batch_size]), c))
                       for i in range(0, masks.shape[0], self.batch_size)]
             return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
