@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QTimer, Signal, Slot
 from PySide6.QtGui import QAction
@@ -174,8 +173,17 @@ class MainWindow(QMainWindow):
         self.show_tab("Dataset").choose_folder()
 
     @Slot()
+    def open_demo_dataset(self) -> None:
+        """The bundled demo images (resources/demo), as a new user's first dataset."""
+        from engine.paths import resources_dir  # noqa: PLC0415
+
+        self.show_tab("Dataset").open_folder(str(resources_dir() / "demo" / "pullover-vs-coat"))
+
+    @Slot()
     def open_model_file(self) -> None:
-        start = self.context.settings.value("folders/model", str(Path.home()), str)
+        from engine.paths import default_runs_dir  # noqa: PLC0415
+
+        start = self.context.settings.value("folders/model", "", str) or str(default_runs_dir())
         path, _ = QFileDialog.getOpenFileName(self, "Open a Keras model", start, "Keras models (*.keras)")
         if path:
             self.context.settings.set_value("folders/model", os.path.dirname(path))

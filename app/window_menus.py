@@ -23,6 +23,8 @@ def build_menus(window) -> None:
     window.open_dataset_action = _action(window, menu, "Open &dataset folder…", "Ctrl+O", window.open_dataset)
     window.open_model_action = _action(window, menu, "Open &model (.keras)…", "Ctrl+Shift+O",
                                        window.open_model_file)
+    window.open_demo_action = _action(window, menu, "Open the d&emo dataset (pullover vs coat)", None,
+                                      window.open_demo_dataset)
     menu.addSeparator()
     window.recent = RecentMenus(window, menu.addMenu("Recent datasets"), menu.addMenu("Recent runs"))
     window.recent_datasets_menu, window.recent_runs_menu = window.recent.datasets, window.recent.runs

@@ -47,7 +47,7 @@ class InspectionTab(QWidget):
         self.gate = TfGate(context, [self.model_picker], self)
         self.image_picker: ImagePicker | None = None
         if self.uses_image:
-            self.image_picker = ImagePicker(self)
+            self.image_picker = ImagePicker(self, context.settings)
             self.gate.add(self.image_picker)
             self.image_picker.image_selected.connect(self.show_image)
             self.setAcceptDrops(True)

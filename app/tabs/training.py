@@ -75,6 +75,10 @@ class TrainingTab(QWidget):
         splitter.addWidget(right)
         splitter.setSizes([390, 890])
 
+    def _class_count(self) -> int:
+        dataset = self.context.dataset
+        return len(dataset.classes) if dataset is not None else 2
+
     def save_settings(self) -> None:
         self.form.save_settings()
         self.context.settings.set_value("training/smooth", self.smooth_check.isChecked())
@@ -133,6 +137,7 @@ class TrainingTab(QWidget):
         self.warnings_list.clear()
         self.warnings_list.setVisible(False)
         self.event_count = 0
+        self._losses, self._hinted = [], False
         self.status_label.setText("Preparing…")
         if isinstance(job, tuple):  # (target, args): a job process
             self._job = self.context.runner.start_process(name, job[0], job[1], group=GROUP)
@@ -179,6 +184,12 @@ class TrainingTab(QWidget):
             shown = ", ".join(f"{k} {v:.3f}" for k, v in event.metrics.items() if metric_kind(k))
             phase = f" ({event.phase})" if event.phase not in ("train", "") else ""
             self.status_label.setText(f"Epoch {event.epoch}/{event.epochs}{phase}: {shown} — {event.seconds:.1f} s")
+            self._losses.append(event.metrics.get("loss"))
+            hint = stalled_hint(self._losses, event.metrics.get("val_accuracy"), self._class_count())
+            if hint and not self._hinted:
+                self._hinted = True
+                self.warnings_list.addItem(f"⚠ {hint}")
+                self.warnings_list.setVisible(True)
         elif isinstance(event, RunStarted):
             self.current_run = event.run_dir
             self.status_label.setText(f"Run folder: {event.run_dir}")
@@ -231,3 +242,24 @@ def _failing_job(error: Exception):
         raise error
 
     return job
+
+
+STALL_EPOCHS = 3  # after this many epochs a loss that has not moved is worth a word
+STALL_CHANGE = 0.02  # "has not moved": less than 2 % below the first epoch's
+
+
+def stalled_hint(losses: list, val_accuracy: float | None, classes: int) -> str:
+    """A plain hint when training is not learning: the loss flat since the first epoch and the
+    validation accuracy at chance (a book-scratch model on few images at its default rate)."""
+    losses = [loss for loss in losses if loss is not None]
+    if len(losses) < STALL_EPOCHS or losses[0] <= 0:
+        return ""
+    if losses[-1] < losses[0] * (1 - STALL_CHANGE):
+        return ""
+    chance = 1 / max(classes, 2)
+    if val_accuracy is not None and val_accuracy > chance + 0.1:
+        return ""
+    return (f"The model is not learning: the loss has stayed at {losses[-1]:.3f} for {len(losses)} epochs"
+            + (f" and validation accuracy is {val_accuracy:.2f}, chance level" if val_accuracy is not None else "")
+            + ". Try more epochs, a higher learning rate (e.g. 1e-3), more images, or a pretrained base "
+            "(feature extraction).")

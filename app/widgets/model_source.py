@@ -172,10 +172,11 @@ class ModelSourcePicker(QWidget):
 
     @Slot()
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open a Keras model", str(paths.default_runs_dir()), "Keras models (*.keras);;All files (*)"
-        )
+        settings = self._context.settings
+        start = settings.value("folders/model", "", str) or str(paths.default_runs_dir())
+        path, _ = QFileDialog.getOpenFileName(self, "Open a Keras model", start, "Keras models (*.keras);;All files (*)")
         if path:
+            settings.set_value("folders/model", str(Path(path).parent))
             self.open_source(path)
 
     @Slot(object)
@@ -216,8 +217,9 @@ class ImagePicker(QWidget):
 
     image_selected = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, settings=None) -> None:
         super().__init__(parent)
+        self._settings = settings  # AppSettings: the file dialog opens where the last image was
         self.combo = QComboBox(self)
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.combo.setMinimumContentsLength(16)
@@ -270,8 +272,13 @@ class ImagePicker(QWidget):
 
     @Slot()
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open an image", "", image_file_filter())
+        start = ""
+        if self._settings is not None:  # the last image's folder, else the dataset's
+            start = self._settings.value("folders/images", "", str) or self._settings.value("folders/dataset", "", str)
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image", start, image_file_filter())
         if path:
+            if self._settings is not None:
+                self._settings.set_value("folders/images", str(Path(path).parent))
             self.set_path(path)
             self.image_selected.emit(path)
 

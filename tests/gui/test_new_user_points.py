@@ -308,3 +308,56 @@ def test_saved_overlay_is_named_after_image_method_and_class_and_carries_a_capti
     assert np.array_equal(captioned_px[: plain_px.shape[0]], plain_px)  # the overlay untouched above
     strip = captioned_px[plain_px.shape[0]:]
     assert (strip < 100).any() and "bee" in gradcam.caption_text() and "Score-CAM" in gradcam.caption_text()
+
+
+def test_demo_dataset_from_the_file_menu_and_dialogs_remember_their_folder(tf_context, window, qtbot, tmp_path,
+                                                                           monkeypatch):
+    """Point 10: File → Open the demo dataset scans the bundled images; the image dialog opens where
+    the last image came from (per kind), not in the home folder; an image opened on one tab is
+    offered on the others."""
+    import app.widgets.model_source as model_source
+
+    dataset = window.tab("Dataset")
+    with qtbot.waitSignal(dataset.done, timeout=60_000):
+        window.open_demo_action.trigger()
+    assert dataset.model.scan is not None and dataset.model.scan.num_images > 0
+    assert "pullover-vs-coat" in dataset.model.folder
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    first, second = _photo(photos), str(photos / "second.png")
+    starts = []
+
+    def fake_dialog(parent, title, start, filters):
+        starts.append(start)
+        return (first if len(starts) == 1 else second), filters
+
+    monkeypatch.setattr(model_source.QFileDialog, "getOpenFileName", fake_dialog)
+    activations, gradcam = window.tab("Activations"), window.tab("Grad-CAM")
+    gradcam.image_picker.browse_button.click()
+    activations.image_picker.browse_button.click()
+    assert starts[0] != str(photos) and starts[1] == str(photos)  # the second dialog opens in photos/
+    assert activations.image_picker.combo.findData(first) >= 0  # Grad-CAM's image offered here too
+
+
+def test_a_run_that_does_not_learn_says_so(open_tab, qtbot, context):
+    """Point 7: loss 0.693 and validation accuracy 0.5 for several epochs → a hint with what to try;
+    a run that learns gets none."""
+    from app.tabs.training import TrainingTab
+    from engine.events import EpochEnded, RunStarted
+
+    def run_of(losses, accuracy):
+        def job(emit, cancel):
+            emit(RunStarted("/runs/r", "scratch", len(losses)))
+            for epoch, loss in enumerate(losses, start=1):
+                emit(EpochEnded(epoch, len(losses), {"loss": loss, "val_accuracy": accuracy}, 1.0))
+        return job
+
+    tab = open_tab(TrainingTab)
+    with qtbot.waitSignal(tab.done, timeout=10_000):
+        tab._start_job("Training", run_of([0.6932, 0.6931, 0.6931, 0.6930], 0.5))
+    hints = [tab.warnings_list.item(i).text() for i in range(tab.warnings_list.count())]
+    assert len(hints) == 1 and "not learning" in hints[0] and "learning rate" in hints[0]
+    with qtbot.waitSignal(tab.done, timeout=10_000):
+        tab._start_job("Training", run_of([0.69, 0.55, 0.41, 0.33], 0.8))
+    assert tab.warnings_list.count() == 0
