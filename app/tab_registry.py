@@ -1,7 +1,7 @@
 """The window's tabs: one list of (title, module, class) in display order, and the lazy title → tab map.
 
 Titles are known without importing the tab modules (the window paints before any tab is built);
-Ctrl+1..7 follow this order.
+Ctrl+1..8 follow this order.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ class TabEntry(NamedTuple):
 TABS: tuple[TabEntry, ...] = (
     TabEntry("Dataset", "app.tabs.dataset", "DatasetTab"),
     TabEntry("Training", "app.tabs.training", "TrainingTab"),
+    TabEntry("Study", "app.tabs.study", "StudyTab"),
     TabEntry("Evaluation", "app.tabs.evaluation", "EvaluationTab"),
     TabEntry("Activations", "app.tabs.activations", "ActivationsTab"),
     TabEntry("Filters", "app.tabs.filters", "FiltersTab"),

@@ -95,6 +95,12 @@ def test_tiny_study_runs_five_rungs_on_one_frozen_split(shapes, tmp_path, tiny_b
     assert summary.count("| finished |") == 5 and "McNemar" in summary
     names = [type(e).__name__ for e in events]
     assert names.count("StudyRungStarted") == 5 and names.count("StudyRungFinished") == 5
+    report = (folder / "report.html").read_text()
+    for section in ("Results per rung", "What this dataset says", "Paired significance", "Validation accuracy",
+                    "Confusion matrices", "disagree on most"):
+        assert section in report
+    assert "http:" not in report and "https:" not in report and "<script" not in report  # self-contained
+    assert report.count("<polyline") == 5 and report.count("src='data:image/png;base64,") >= 1
 
 
 @pytest.mark.slow
@@ -188,3 +194,25 @@ def test_base_without_weights_skips_the_transfer_rungs_with_the_reason(shapes, t
         assert status[name] == ("skipped", "base 'tiny-unweighted' has no pretrained weights here "
                                            "(no weights file in this test)")
     assert not (Path(result.folder) / "rungs" / "3-features").exists()  # nothing trained from random weights
+
+
+def _synthetic_study(accuracies: list[float], verdicts: list[str]) -> dict:
+    names = ["scratch", "scratch+aug", "features", "features-augmented", "finetune"]
+    rungs = [{"index": i + 1, "name": n, "status": "finished", "test_accuracy": a, "ci95": [a - 0.02, a + 0.02],
+              "test_images": 500} for i, (n, a) in enumerate(zip(names, accuracies))]
+    comparisons = [{"kind": "previous", "a": names[i + 1], "b": names[i], "p_value": 0.01 if v != "not distinguishable"
+                    else 0.4, "verdict": v if v != "not distinguishable" else "not distinguishable at this test size"}
+                   for i, v in enumerate(verdicts)]
+    return {"rungs": rungs, "comparisons": comparisons}
+
+
+def test_the_paragraph_comes_from_the_measured_numbers():
+    from engine.study.report import narrative
+
+    following = narrative(_synthetic_study([0.7, 0.8, 0.9, 0.93, 0.95], ["better"] * 4))
+    assert following[0].startswith("Augmentation (with dropout) against the plain convnet: 0.700 → 0.800 (+10.0 points")
+    assert following[0].endswith("as in the book.")
+    hurting = narrative(_synthetic_study([0.89, 0.85, 0.9, 0.93, 0.92],
+                                         ["worse", "better", "not distinguishable", "not distinguishable"]))
+    assert "0.890 → 0.850 (-4.0 points" in hurting[0] and "unlike the book's +11 points" in hurting[0]
+    assert "not distinguishable" in hurting[3] and hurting[-1].startswith("Best rung: features-augmented at 0.930")

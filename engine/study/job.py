@@ -8,6 +8,7 @@ Study folder::
         split/         the frozen split every rung trains and is tested on
         rungs/1-scratch/ ... rungs/5-finetune/   ordinary run folders (Evaluation, Grad-CAM, resume work on them)
         summary.md     the comparison table in Markdown
+        report.html    the self-contained report (engine.study.report)
 
 Resume (``StudyConfig(resume=folder)``): the dataset is scanned again and refused when its
 fingerprint differs; finished rungs are skipped (their folders are not touched); an interrupted
@@ -289,4 +290,7 @@ def summary_markdown(study: dict[str, Any]) -> str:
 
 
 def _write_summary(folder: Path, study: dict[str, Any]) -> None:
+    from engine.study.report import write_report  # noqa: PLC0415
+
     atomic.write_text(folder / SUMMARY, summary_markdown(study))
+    write_report(folder, study)

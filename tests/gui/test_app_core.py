@@ -14,7 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.gui
 ROOT = Path(__file__).resolve().parents[2]
-TAB_TITLES = ["Dataset", "Training", "Evaluation", "Activations", "Filters", "Grad-CAM", "Model"]
+TAB_TITLES = ["Dataset", "Training", "Study", "Evaluation", "Activations", "Filters", "Grad-CAM", "Model"]
 
 
 def _run_python(code: str, tmp_path, timeout=180) -> subprocess.CompletedProcess:
@@ -75,13 +75,13 @@ def test_tabs_shortcuts_and_persisted_state(context, qtbot, app_settings):
     qtbot.waitExposed(win)
     assert [win.tab_widget.tabText(i) for i in range(win.tab_widget.count())] == TAB_TITLES
     assert not win.windowIcon().isNull()
-    assert [a.shortcut().toString() for a in win.tab_actions] == [f"Ctrl+{i}" for i in range(1, 8)]
+    assert [a.shortcut().toString() for a in win.tab_actions] == [f"Ctrl+{i}" for i in range(1, 9)]
     assert win.open_dataset_action.shortcut().toString() == "Ctrl+O"
     assert win.start_training_action.shortcut().toString() == "Ctrl+R"
     assert win.cancel_action.shortcut() == Qt.Key.Key_Escape
     win.tab_actions[2].trigger()
     assert win.tab_widget.currentIndex() == 2
-    win.tab_actions[6].trigger()
+    win.tab_actions[7].trigger()
     assert win.tab_widget.tabText(win.tab_widget.currentIndex()) == "Model"
     win.resize(1100, 700)
     win.close()

@@ -1,0 +1,171 @@
+"""Study tab: the book's five ways to train on the loaded dataset, one frozen split, side by side.
+
+It only renders: the job is :func:`engine.study.job.run` in a child process (like training); the
+table fills from its ``StudyRungStarted`` / ``StudyRungFinished`` events, the same events
+``convscope study --json-events`` prints. When the study ends, "Open report" opens its
+self-contained ``report.html`` in the system's browser.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
+
+from app.context import AppContext
+from app.jobs import JobHandle
+from app.widgets.job_progress import JobProgress
+
+GROUP = "study"
+COLUMNS = ("rung", "status", "test accuracy", "95% CI", "per-class F1", "epochs", "train s", "vs previous")
+RUNG_NAMES = ("scratch", "scratch+aug", "features", "features-augmented", "finetune")
+
+
+class StudyTab(QWidget):
+    title = "Study"
+    done = Signal()  # a study job ended (any outcome)
+    job_target = "engine.study.job:run"  # what the child process runs (tests point it at a tiny study)
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self._job: JobHandle | None = None
+        self.folder: str | None = None
+        layout = QVBoxLayout(self)
+        self.intro = QLabel("Load a dataset on the Dataset tab, then run the study: scratch, scratch with "
+                            "augmentation, cached features, features with augmentation and fine-tuning, all "
+                            "tested on the same images, with McNemar's test of every difference.")
+        self.intro.setWordWrap(True)
+        layout.addWidget(self.intro)
+        row = QHBoxLayout()
+        self.profile_combo = QComboBox()
+        self.profile_combo.addItem("Quick (96 px, few epochs)", "quick")
+        self.profile_combo.addItem("Full (the base's size, more epochs)", "full")
+        self.start_button = QPushButton("Run study")
+        self.cancel_button = QPushButton("Cancel")
+        self.report_button = QPushButton("Open report")
+        for widget in (QLabel("Profile"), self.profile_combo, self.start_button, self.cancel_button,
+                       self.report_button):
+            row.addWidget(widget)
+        row.addStretch(1)
+        layout.addLayout(row)
+        self.progress = JobProgress(context.runner, GROUP, self, show_cancel=False)
+        layout.addWidget(self.progress)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        layout.addWidget(self.status_label)
+        self.table = QTableWidget(len(RUNG_NAMES), len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        for row_index, name in enumerate(RUNG_NAMES):
+            self._set(row_index, 0, f"{row_index + 1}. {name}")
+            self._set(row_index, 1, "pending")
+        layout.addWidget(self.table, 1)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.report_button.clicked.connect(self.open_report)
+        context.dataset_changed.connect(self._on_dataset_changed)
+        self._set_busy(False)
+
+    # ---- table
+    def _set(self, row: int, column: int, text: str) -> None:
+        self.table.setItem(row, column, QTableWidgetItem(text))
+
+    def cell(self, row: int, column: int) -> str:
+        item = self.table.item(row, column)
+        return item.text() if item is not None else ""
+
+    @Slot(object)
+    def _on_event(self, event) -> None:
+        from engine.events import Status, StudyRungFinished, StudyRungStarted  # noqa: PLC0415
+
+        if isinstance(event, StudyRungStarted):
+            self._set(event.index - 1, 1, event.status)
+            self.folder = str(Path(event.run_dir).parent.parent)
+            self.status_label.setText(f"Rung {event.index}/{event.total}: {event.name} — {event.status}")
+        elif isinstance(event, StudyRungFinished):
+            r, row = event.result, event.index - 1
+            self._set(row, 1, "finished")
+            self._set(row, 2, f"{r['test_accuracy']:.3f}")
+            self._set(row, 3, f"{r['ci95'][0]:.3f}–{r['ci95'][1]:.3f}")
+            self._set(row, 4, ", ".join(f"{k} {v:.2f}" for k, v in r["per_class_f1"].items()))
+            self._set(row, 5, str(r["epochs"]))
+            self._set(row, 6, f"{r.get('train_seconds', 0):.0f}")
+        elif isinstance(event, Status):
+            self.status_label.setText(event.message)
+
+    def _show_comparisons(self, result) -> None:
+        for comparison in getattr(result, "comparisons", []) or []:
+            if comparison["kind"] != "previous" or comparison["a"] not in RUNG_NAMES:
+                continue
+            self._set(RUNG_NAMES.index(comparison["a"]), 7,
+                      f"{comparison['verdict']} (p = {comparison['p_value']:.2g})")
+
+    # ---- job
+    def _set_busy(self, busy: bool) -> None:
+        ready = self.context.dataset is not None
+        self.start_button.setEnabled(ready and not busy)
+        self.profile_combo.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        self.report_button.setEnabled(not busy and self.report_path() is not None)
+
+    @Slot(object)
+    def _on_dataset_changed(self, scan) -> None:
+        self.intro.setText(f"Dataset: <b>{Path(scan.root).name}</b> — {scan.num_images} images, "
+                           f"{len(scan.classes)} classes. Run the study to compare the book's five ways to train.")
+        self._set_busy(self._job is not None and self._job.running)
+
+    def report_path(self) -> Path | None:
+        if self.folder and (Path(self.folder) / "report.html").is_file():
+            return Path(self.folder) / "report.html"
+        return None
+
+    @Slot()
+    def start(self) -> JobHandle | None:
+        dataset = self.context.dataset
+        if dataset is None:
+            return None
+        from engine.study.config import StudyConfig  # noqa: PLC0415
+
+        config = StudyConfig(data=dataset.root, profile=self.profile_combo.currentData(),
+                             seed=self.context.settings.value("dataset/seed", 0, int))
+        for row in range(len(RUNG_NAMES)):
+            for column in range(1, len(COLUMNS)):
+                self._set(row, column, "pending" if column == 1 else "")
+        self._job = self.context.runner.start_process("Study", self.job_target, (config,), group=GROUP)
+        self._job.engine_event.connect(self._on_event)
+        self._job.finished.connect(self._on_finished)
+        self._job.ended.connect(self._on_ended)
+        self._set_busy(True)
+        return self._job
+
+    @Slot()
+    def cancel(self) -> None:
+        self.context.runner.cancel_group(GROUP)
+
+    @Slot(object)
+    def _on_finished(self, result) -> None:
+        if self.sender() is not self._job:
+            return
+        self.folder = result.folder
+        self._show_comparisons(result)
+        self.status_label.setText(f"Study {result.status}: {result.folder}")
+        self.context.runs_changed.emit()
+
+    @Slot()
+    def _on_ended(self) -> None:
+        if self.sender() is not self._job:
+            return
+        self._set_busy(False)
+        self.done.emit()
+
+    @Slot()
+    def open_report(self) -> None:
+        path = self.report_path()
+        if path is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))

@@ -1,0 +1,228 @@
+"""The study's report: one self-contained HTML file (no network, no external fonts, scripts or images).
+
+Sections: the table per rung (accuracy with 95% CI, per-class F1, loss, epochs, time, trained
+parameters), the paired McNemar tests with their verdicts, the book's five numbers beside the
+measured ones and a paragraph generated from the measured numbers, validation curves of every rung
+overlaid (inline SVG), the confusion matrices side by side, and the test images the rungs disagree
+on most with each rung's answer (thumbnails embedded as data URIs).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+from engine import atomic
+from engine.train import rundir
+
+REPORT = "report.html"
+# DLwP chapter 5, cats vs dogs (2,000 training images): the book's own test accuracies per rung
+BOOK = {"scratch": 0.71, "scratch+aug": 0.82, "features": 0.90, "features-augmented": 0.96, "finetune": 0.97}
+COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1")
+STEP_MEANING = {
+    "scratch+aug": "augmentation (with dropout) against the plain convnet",
+    "features": "a pretrained base's cached features against the convnet trained from scratch",
+    "features-augmented": "the frozen base trained end to end with augmentation against cached features",
+    "finetune": "fine-tuning the top of the base against the frozen base",
+}
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _finished(study: dict) -> list[dict]:
+    return [r for r in study["rungs"] if r["status"] == "finished"]
+
+
+def narrative(study: dict) -> list[str]:
+    """Sentences generated from the measured numbers: where the ladder follows the book's story."""
+    done = {r["name"]: r for r in _finished(study)}
+    tests = {(c["a"], c["b"]): c for c in study.get("comparisons", []) if c["kind"] == "previous"}
+    names = [r["name"] for r in study["rungs"]]
+    out = []
+    for previous, current in zip(names, names[1:]):
+        if previous not in done or current not in done:
+            continue
+        a, b = done[current]["test_accuracy"], done[previous]["test_accuracy"]
+        book = BOOK[current] - BOOK[previous]
+        test = tests.get((current, previous))
+        verdict = test["verdict"] if test else "not compared"
+        p_text = f"McNemar p = {test['p_value']:.3g}" if test else ""
+        delta = 100 * (a - b)
+        if verdict == "better":
+            agree = "as in the book" if book > 0 else "unlike the book, where it did not help"
+        elif verdict == "worse":
+            agree = f"unlike the book's {100 * book:+.0f} points"
+        else:
+            agree = (f"the book gained {100 * book:+.0f} points here; on this test set the difference is not "
+                     f"distinguishable")
+        out.append(f"{STEP_MEANING[current].capitalize()}: {b:.3f} → {a:.3f} ({delta:+.1f} points, {p_text}, "
+                   f"{verdict}) — {agree}.")
+    if done:
+        best = max(done.values(), key=lambda r: r["test_accuracy"])
+        out.append(f"Best rung: {best['name']} at {best['test_accuracy']:.3f} (95% CI {best['ci95'][0]:.3f}–"
+                   f"{best['ci95'][1]:.3f}) on {best['test_images']} test images; the book's best was "
+                   f"{BOOK['finetune']:.2f} on cats vs dogs.")
+    return out
+
+
+def _table(study: dict) -> str:
+    rows = []
+    for r in study["rungs"]:
+        book = f"{BOOK[r['name']]:.2f}"
+        if r["status"] != "finished":
+            rows.append(f"<tr><td>{r['index']}</td><td>{_esc(r['name'])}</td><td colspan=7>{_esc(r['status'])} "
+                        f"{_esc(r.get('reason', ''))}</td><td>{book}</td></tr>")
+            continue
+        f1 = "<br>".join(f"{_esc(k)} {v:.3f}" for k, v in r["per_class_f1"].items())
+        rows.append(
+            f"<tr><td>{r['index']}</td><td>{_esc(r['name'])}</td><td><b>{r['test_accuracy']:.3f}</b></td>"
+            f"<td>{r['ci95'][0]:.3f}–{r['ci95'][1]:.3f}</td><td>{f1}</td><td>{r['test_loss']:.3f}</td>"
+            f"<td>{r['epochs']}</td><td>{r.get('train_seconds', 0):.0f}</td><td>{r['trained_parameters']:,}</td>"
+            f"<td>{book}</td></tr>")
+    return ("<table><tr><th>#</th><th>rung</th><th>test accuracy</th><th>95% CI</th><th>per-class F1</th>"
+            "<th>test loss</th><th>epochs</th><th>train s</th><th>trained params</th><th>book</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def _comparisons(study: dict) -> str:
+    rows = "".join(
+        f"<tr><td>{_esc(c['a'])}</td><td>{_esc(c['b'])}</td><td>{_esc(c['kind'])}</td><td>{c['only_a_right']}</td>"
+        f"<td>{c['only_b_right']}</td><td>{c['p_value']:.3g}</td><td class='{c['verdict'].split()[0]}'>"
+        f"{_esc(c['verdict'])}</td></tr>" for c in study.get("comparisons", []))
+    return ("<table><tr><th>rung</th><th>against</th><th>which</th><th>only it right</th><th>only other right</th>"
+            "<th>McNemar p</th><th>verdict</th></tr>" + rows + "</table>")
+
+
+def _curves_svg(folder: Path, study: dict, width: int = 640, height: int = 260) -> str:
+    series = []
+    for i, r in enumerate(study["rungs"]):
+        if r["status"] != "finished":
+            continue
+        values = rundir.read_history(folder / r["run_dir"]).get("val_accuracy", [])
+        if values:
+            series.append((r["name"], COLOURS[i % len(COLOURS)], values))
+    if not series:
+        return "<p>No validation curves.</p>"
+    longest = max(len(v) for _, _, v in series)
+    low = min(min(v) for _, _, v in series)
+    high = max(max(v) for _, _, v in series)
+    low, high = min(low, 0.5), max(high, low + 1e-6)
+    pad = 40
+
+    def xy(index: int, value: float) -> str:
+        x = pad + (width - 2 * pad) * (index / max(longest - 1, 1))
+        y = height - pad - (height - 2 * pad) * (value - low) / (high - low)
+        return f"{x:.1f},{y:.1f}"
+
+    parts = [f"<svg width='{width}' height='{height}' role='img'>",  # inline SVG: no namespace URL needed
+             f"<rect x='{pad}' y='{pad}' width='{width - 2 * pad}' height='{height - 2 * pad}' fill='none' "
+             "stroke='#999'/>",
+             f"<text x='4' y='{pad}' font-size='11'>{high:.2f}</text>",
+             f"<text x='4' y='{height - pad}' font-size='11'>{low:.2f}</text>",
+             f"<text x='{width // 2 - 60}' y='{height - 8}' font-size='11'>epoch (1 … {longest})</text>"]
+    for n, (name, colour, values) in enumerate(series):
+        points = " ".join(xy(i, v) for i, v in enumerate(values))
+        parts.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2' points='{points}'/>")
+        parts.append(f"<text x='{width - pad + 4 - 120}' y='{pad + 14 + 14 * n}' font-size='11' fill='{colour}'>"
+                     f"{_esc(name)}</text>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _confusions(study: dict) -> str:
+    classes = study["dataset"]["classes"]
+    cells = []
+    for r in _finished(study):
+        matrix = r.get("confusion_matrix") or []
+        head = "".join(f"<th>{_esc(c)}</th>" for c in classes)
+        body = "".join(f"<tr><th>{_esc(classes[i])}</th>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>"
+                       for i, row in enumerate(matrix))
+        cells.append(f"<div class='cm'><h4>{_esc(r['name'])}</h4><table><tr><th>true \\ predicted</th>{head}</tr>"
+                     f"{body}</table></div>")
+    return "<div class='row'>" + "".join(cells) + "</div>"
+
+
+def _thumbnail(path: str, size: int = 96) -> str:
+    from PIL import Image  # noqa: PLC0415
+
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            image.thumbnail((size, size))
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+    except OSError:
+        return ""
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _disagreements(folder: Path, study: dict, count: int = 8) -> str:
+    done = _finished(study)
+    answers: dict[str, dict[str, tuple[str, str]]] = {}
+    for r in done:
+        metrics = rundir.read_json(folder / r["run_dir"] / rundir.METRICS, {}) or {}
+        for p in metrics.get("predictions", []):
+            answers.setdefault(p["path"], {})[r["name"]] = (p["true"], p["predicted"])
+    shared = [path for path, by in answers.items() if len(by) == len(done)]
+    if not shared:
+        return "<p>No shared test predictions.</p>"
+
+    def wrong(path: str) -> int:
+        return sum(1 for true, predicted in answers[path].values() if true != predicted)
+
+    # images the rungs disagree on most first: about half right and half wrong
+    chosen = sorted(shared, key=lambda p: (abs(wrong(p) - len(done) / 2), p))[:count]
+    head = "".join(f"<th>{_esc(r['name'])}</th>" for r in done)
+    rows = []
+    for path in chosen:
+        true = next(iter(answers[path].values()))[0]
+        cells = "".join(
+            f"<td class='{'ok' if answers[path][r['name']][1] == true else 'bad'}'>"
+            f"{_esc(answers[path][r['name']][1])}</td>" for r in done)
+        rows.append(f"<tr><td><img src='{_thumbnail(path)}' alt='{_esc(Path(path).name)}'><br>"
+                    f"<small>{_esc(Path(path).name)}</small></td><td>{_esc(true)}</td>{cells}</tr>")
+    return f"<table><tr><th>image</th><th>true</th>{head}</tr>" + "".join(rows) + "</table>"
+
+
+STYLE = """
+body{font-family:sans-serif;margin:24px;color:#222;max-width:1100px}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
+th{background:#f2f2f2}.row{display:flex;flex-wrap:wrap;gap:16px}.cm h4{margin:4px 0}
+.ok{background:#e3f4e1}.bad{background:#fbe0e0}.better{color:#1f7a1f}.worse{color:#b22}
+"""
+
+
+def _counts(split_counts: dict) -> str:
+    return ", ".join(f"{subset} {sum(per_class.values())}" for subset, per_class in split_counts.items())
+
+
+def render(folder: Path, study: dict) -> str:
+    settings, dataset = study["settings"], study["dataset"]
+    paragraph = "".join(f"<li>{_esc(s)}</li>" for s in narrative(study))
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>ConvScope study</title>"
+        f"<style>{STYLE}</style></head><body>"
+        f"<h1>Study: {_esc(Path(dataset['root']).name)}</h1>"
+        f"<p>Profile <b>{_esc(settings['profile'])}</b>, base <b>{_esc(settings['base'])}</b>, classes "
+        f"{_esc(', '.join(dataset['classes']))}; split {_esc(_counts(dataset['split_counts']))} — every rung is "
+        f"tested on the same images. Dataset fingerprint {_esc(dataset['fingerprint'])}.</p>"
+        f"<h2>Results per rung</h2>{_table(study)}"
+        f"<h2>What this dataset says</h2><ul>{paragraph}</ul>"
+        f"<h2>Paired significance (McNemar's exact test)</h2>{_comparisons(study)}"
+        f"<h2>Validation accuracy per epoch</h2>{_curves_svg(folder, study)}"
+        f"<h2>Confusion matrices</h2>{_confusions(study)}"
+        f"<h2>Test images the rungs disagree on most</h2>{_disagreements(folder, study)}"
+        f"<p><small>Versions: {_esc(study.get('versions', {}))}</small></p>"
+        "</body></html>")
+
+
+def write_report(folder: str | Path, study: dict) -> Path:
+    folder = Path(folder)
+    path = folder / REPORT
+    atomic.write_text(path, render(folder, study))
+    return path
