@@ -218,7 +218,7 @@ class MainWindow(QMainWindow):
         handle = self.status_progress.handle
         title = self.tab_widget.tabText(self.tab_widget.currentIndex())
         own = getattr(getattr(self.tabs.built().get(title), "progress", None), "group", None)
-        self.status_progress.setVisible(handle is None or handle.group != own)
+        self.status_progress.setVisible(own is None or (handle is not None and handle.group != own))
 
     @Slot(object)
     def _on_job_ended(self, handle) -> None:

@@ -68,7 +68,8 @@ class TrainingTab(QWidget):
         curve_row.addStretch(1)
         right_layout.addLayout(curve_row)
         self.warnings_list = QListWidget()
-        self.warnings_list.setMaximumHeight(70)
+        self.warnings_list.setMaximumHeight(90)
+        self.warnings_list.setWordWrap(True)
         self.warnings_list.setVisible(False)
         right_layout.addWidget(self.warnings_list)
         right_layout.addWidget(self.runs, 2)
@@ -199,6 +200,8 @@ class TrainingTab(QWidget):
             self.runs.show_running(event.run_dir, event.strategy, model, event.epochs)
             self.context.runs_changed.emit()
         elif isinstance(event, Warning_):
+            if self.warnings_list.findItems(f"⚠ {event.message}", Qt.MatchFlag.MatchExactly):
+                return  # said once is enough (the scan and the split both notice an empty class)
             self.warnings_list.addItem(f"⚠ {event.message}")
             self.warnings_list.setVisible(True)
             window = self.window()

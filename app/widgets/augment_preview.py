@@ -17,6 +17,10 @@ from app.widgets.tf_gate import TfGate
 PREVIEW_COUNT = 8
 PREVIEW_TILE = 112
 PRESET_SETTING = "dataset/preset"
+PLAIN = {  # one plain sentence per preset; the engine's full description is behind "more"
+    "book": "Strong random changes: flips, rotations up to 40°, shifts, shear and zoom (the book's recipe).",
+    "mild": "Small random changes: flips and shifts of up to a tenth of the image.",
+}
 
 
 def numpy_to_qimage(array: np.ndarray) -> QImage:
@@ -52,6 +56,8 @@ class AugmentationPreview(QGroupBox):
         layout.addWidget(self.tf_gate)
         self.description = QLabel("")
         self.description.setWordWrap(True)
+        self.description.linkActivated.connect(self._toggle_description)
+        self._full_description = False
         layout.addWidget(self.description)
         self.source_label = QLabel("Click a thumbnail to preview it.")
         self.source_label.setWordWrap(True)
@@ -82,16 +88,32 @@ class AugmentationPreview(QGroupBox):
         wanted = self.context.settings.value(PRESET_SETTING, "book", str)
         self.preset_combo.setCurrentIndex(max(self.preset_combo.findText(wanted), 0))
         self.preset_combo.blockSignals(False)
-        self.description.setText(self.preset_combo.currentData() or "")
+        self._show_description()
 
     @Slot()
     def _on_tf_ready(self) -> None:
         if self._path:
             self.reroll()
 
+    def _show_description(self) -> None:
+        """The preset's first sentence; the details (the book's units, Keras's) behind "more"."""
+        text = self.preset_combo.currentData() or ""
+        first = PLAIN.get(self.preset_combo.currentText()) or text.split(". ")[0].rstrip(".") + "."
+        if first == text:
+            self.description.setText(text)
+        elif self._full_description:
+            self.description.setText(f"{text} <a href='less'>less</a>")
+        else:
+            self.description.setText(f"{first} <a href='more'>more…</a>")
+
+    @Slot(str)
+    def _toggle_description(self, link: str) -> None:
+        self._full_description = link == "more"
+        self._show_description()
+
     @Slot(int)
     def _on_preset_changed(self, _index: int) -> None:
-        self.description.setText(self.preset_combo.currentData() or "")
+        self._show_description()
         self.context.settings.set_value(PRESET_SETTING, self.preset_combo.currentText())
         self.context.augmentation_chosen.emit(self.preset_combo.currentText())
         self.reroll()

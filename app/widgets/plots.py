@@ -56,6 +56,17 @@ class _Series:
         self.dirty = True  # its points changed since it was last drawn
 
 
+class EpochAxis(pg.AxisItem):
+    """Whole epochs only on the x axis (pyqtgraph's default ticks put "0.5", "1.5" there)."""
+
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802, N803 - pyqtgraph's names
+        levels = [(spacing, [v for v in values if float(v).is_integer()])
+                  for spacing, values in super().tickValues(minVal, maxVal, size) if spacing >= 1]
+        if not levels:
+            levels = [(1.0, [float(v) for v in range(math.ceil(minVal), math.floor(maxVal) + 1)])]
+        return levels
+
+
 class TrainingCurves(QWidget):
     """Loss and accuracy side by side. The live run's series are fed with :meth:`add_point`;
     other runs are overlaid with :meth:`set_overlays`. Redraws are coalesced by a timer, touch only
@@ -68,7 +79,7 @@ class TrainingCurves(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         self.plots: dict[str, pg.PlotWidget] = {}
         for kind, title in (("loss", "Loss"), ("accuracy", "Accuracy")):
-            plot = pg.PlotWidget()
+            plot = pg.PlotWidget(axisItems={"bottom": EpochAxis("bottom")})
             plot.setTitle(title)
             # No grid: pyqtgraph draws it as full-length translucent tick lines on every repaint,
             # 20 of the ~28 ms one redraw of the two plots took (offscreen, 2 cores) — the GUI

@@ -361,3 +361,36 @@ def test_a_run_that_does_not_learn_says_so(open_tab, qtbot, context):
     with qtbot.waitSignal(tab.done, timeout=10_000):
         tab._start_job("Training", run_of([0.69, 0.55, 0.41, 0.33], 0.8))
     assert tab.warnings_list.count() == 0
+
+
+def test_first_screen_leads_with_a_plain_sentence(open_tab, qtbot):
+    """Point 12: the augmentation preset's description opens with one plain sentence; the details
+    (ImageDataGenerator's units) are behind "more"."""
+    from app.tabs.dataset import DatasetTab
+
+    tab = open_tab(DatasetTab)
+    combo, label = tab.preview.preset_combo, tab.preview.description
+    combo.setCurrentIndex(combo.findText("book"))
+    assert "ImageDataGenerator" not in label.text() and "more…" in label.text()
+    label.linkActivated.emit("more")
+    assert "ImageDataGenerator" in label.text()
+    label.linkActivated.emit("less")
+    assert "ImageDataGenerator" not in label.text()
+
+
+def test_training_tab_says_a_warning_once_and_ticks_whole_epochs(open_tab, qtbot):
+    """Point 12: the empty-class warning once, not twice; no "0.5" or "1.5" epochs on the axes."""
+    from app.tabs.training import TrainingTab
+    from engine.events import Warning_
+
+    def job(emit, cancel):
+        emit(Warning_("class folder 'shirt' has no usable image; it is left out"))  # from the scan
+        emit(Warning_("class folder 'shirt' has no usable image; it is left out"))  # and the split
+
+    tab = open_tab(TrainingTab)
+    with qtbot.waitSignal(tab.done, timeout=10_000):
+        tab._start_job("Training", job)
+    assert tab.warnings_list.count() == 1
+    for plot in tab.curves.plots.values():
+        ticks = [v for _, values in plot.getAxis("bottom").tickValues(0.0, 3.0, 400) for v in values]
+        assert ticks and all(float(v).is_integer() for v in ticks)
