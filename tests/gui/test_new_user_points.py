@@ -60,6 +60,26 @@ def test_bases_without_weights_are_listed_but_cannot_be_chosen(open_tab, context
     assert form.base_combo.currentData() not in missing  # a usable base is chosen instead
 
 
+def _three_classes():
+    """The tests' three-class run model (ant, bee, cat) at 32 px."""
+    from models import convnet, loaded
+
+    return loaded(convnet("three", (6, 8), 3, head="probs"), ["ant", "bee", "cat"], kind="run", input_size=32)
+
+
+def _explain(window, qtbot, tmp_path, class_text: str):
+    """The Grad-CAM tab in front, the three-class model loaded, the photo explained for ``class_text``
+    typed in the class field."""
+    gradcam = window.show_tab("Grad-CAM")
+    window.context.set_model(_three_classes())
+    with qtbot.waitSignal(gradcam.done, timeout=60_000):
+        gradcam.show_image(_photo(tmp_path))
+    gradcam.class_edit.setText(class_text)
+    with qtbot.waitSignal(gradcam.done, timeout=60_000):
+        gradcam.run_button.click()
+    return gradcam
+
+
 def _photo(tmp_path):
     import numpy as np
     from PIL import Image
@@ -75,17 +95,10 @@ def test_a_model_loaded_elsewhere_does_not_rerun_the_hidden_gradcam_tab(tf_conte
     """Bug 1: after explaining a class by name, loading a model with other classes on another tab
     starts nothing in the hidden Grad-CAM tab (no error, no dialog); the class field is reset and the
     tab explains again, for the new model's predicted class, when it is shown."""
-    from models import book_nested, convnet, loaded
+    from models import book_nested, loaded
 
     context = tf_context
-    gradcam = window.show_tab("Grad-CAM")
-    context.set_model(loaded(convnet("three", (6, 8), 3, head="probs"), ["ant", "bee", "cat"], kind="run",
-                             input_size=32))
-    with qtbot.waitSignal(gradcam.done, timeout=60_000):
-        gradcam.show_image(_photo(tmp_path))
-    gradcam.class_edit.setText("bee")
-    with qtbot.waitSignal(gradcam.done, timeout=60_000):
-        gradcam.run_button.click()
+    gradcam = _explain(window, qtbot, tmp_path, "bee")
     assert gradcam.last_error == "" and gradcam.result.class_index == 1
     window.show_tab("Model")
     started = []
@@ -103,16 +116,7 @@ def test_a_model_loaded_elsewhere_does_not_rerun_the_hidden_gradcam_tab(tf_conte
 def test_routine_input_errors_show_in_the_tab_not_in_a_dialog(tf_context, window, qtbot, tmp_path, errors):
     """Point 11: an unknown class is shown beside the fields (the field marked), no dialog; a later
     success clears it, and the status bar keeps no stale error."""
-    from models import convnet, loaded
-
-    gradcam = window.show_tab("Grad-CAM")
-    tf_context.set_model(loaded(convnet("three", (6, 8), 3, head="probs"), ["ant", "bee", "cat"], kind="run",
-                                input_size=32))
-    with qtbot.waitSignal(gradcam.done, timeout=60_000):
-        gradcam.show_image(_photo(tmp_path))
-    gradcam.class_edit.setText("pickup")
-    with qtbot.waitSignal(gradcam.done, timeout=60_000):
-        gradcam.run_button.click()
+    gradcam = _explain(window, qtbot, tmp_path, "pickup")
     assert "pickup" in gradcam.status.text() and "pickup" in gradcam.class_edit.toolTip()
     assert "c0392b" in gradcam.class_edit.styleSheet()
     assert errors == [] and tf_context.runner._last_box is None  # no dialog, nothing for the status bar
@@ -287,17 +291,8 @@ def test_saved_overlay_is_named_after_image_method_and_class_and_carries_a_capti
     import numpy as np
     from PIL import Image
 
-    from models import convnet, loaded
-
-    gradcam = window.show_tab("Grad-CAM")
-    tf_context.set_model(loaded(convnet("three", (6, 8), 3, head="probs"), ["ant", "bee", "cat"], kind="run",
-                                input_size=32))
-    gradcam.set_method("scorecam")
-    with qtbot.waitSignal(gradcam.done, timeout=60_000):
-        gradcam.show_image(_photo(tmp_path))
-    gradcam.class_edit.setText("bee")
-    with qtbot.waitSignal(gradcam.done, timeout=60_000):
-        gradcam.run_button.click()
+    window.show_tab("Grad-CAM").set_method("scorecam")
+    gradcam = _explain(window, qtbot, tmp_path, "bee")
     assert gradcam.suggested_file_name() == "square_scorecam_bee.png"
     plain, captioned = tmp_path / "plain.png", tmp_path / "captioned.png"
     gradcam.save_overlay(str(plain))  # the tick box is off by default
