@@ -101,6 +101,7 @@ def test_tiny_study_runs_five_rungs_on_one_frozen_split(shapes, tmp_path, tiny_b
         assert section in report
     assert "http:" not in report and "https:" not in report and "<script" not in report  # self-contained
     assert report.count("<polyline") == 5 and report.count("src='data:image/png;base64,") >= 1
+    assert report.count("<img class='cam'") >= 3 * 8  # the transfer rungs' Grad-CAM of the 8 images, at least
 
 
 @pytest.mark.slow

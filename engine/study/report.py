@@ -3,8 +3,8 @@
 Sections: the table per rung (accuracy with 95% CI, per-class F1, loss, epochs, time, trained
 parameters), the paired McNemar tests with their verdicts, the book's five numbers beside the
 measured ones and a paragraph generated from the measured numbers, validation curves of every rung
-overlaid (inline SVG), the confusion matrices side by side, and the test images the rungs disagree
-on most with each rung's answer (thumbnails embedded as data URIs).
+overlaid (inline SVG), the confusion matrices side by side, and the 8 test images the rungs disagree
+on most with each rung's answer and Grad-CAM (images embedded as data URIs).
 """
 
 from __future__ import annotations
@@ -147,18 +147,54 @@ def _confusions(study: dict) -> str:
     return "<div class='row'>" + "".join(cells) + "</div>"
 
 
-def _thumbnail(path: str, size: int = 96) -> str:
+def _png_uri(image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _read_rgb(path: str):
     from PIL import Image  # noqa: PLC0415
 
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def _thumbnail(path: str, size: int = 96) -> str:
     try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            image.thumbnail((size, size))
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG")
+        image = _read_rgb(path)
     except OSError:
         return ""
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    image.thumbnail((size, size))
+    return _png_uri(image)
+
+
+def _grad_cams(folder: Path, rungs: list[dict], paths: list[str], size: int = 96) -> dict[tuple[str, str], str]:
+    """Grad-CAM overlays of ``paths`` under every rung's model, through the one explain route (the
+    predicted class, the model's default layer); a rung or image that cannot be explained is left out."""
+    import numpy as np  # noqa: PLC0415
+    from PIL import Image  # noqa: PLC0415
+
+    from engine.errors import ConvScopeError  # noqa: PLC0415
+    from engine.inspect.cam import overlay  # noqa: PLC0415
+    from engine.inspect.explain import ExplainRequest, explain  # noqa: PLC0415
+    from engine.models.loading import load_model  # noqa: PLC0415
+
+    out: dict[tuple[str, str], str] = {}
+    for rung in rungs:
+        try:
+            loaded = load_model(folder / rung["run_dir"])
+        except ConvScopeError:
+            continue
+        for path in paths:
+            try:
+                result = explain(loaded, np.asarray(_read_rgb(path)), ExplainRequest())
+            except (ConvScopeError, OSError):
+                continue
+            picture = Image.fromarray(overlay(result.shown, result.heatmap))
+            picture.thumbnail((size, size))
+            out[(rung["name"], path)] = _png_uri(picture)
+    return out
 
 
 def _disagreements(folder: Path, study: dict, count: int = 8) -> str:
@@ -177,16 +213,21 @@ def _disagreements(folder: Path, study: dict, count: int = 8) -> str:
 
     # images the rungs disagree on most first: about half right and half wrong
     chosen = sorted(shared, key=lambda p: (abs(wrong(p) - len(done) / 2), p))[:count]
+    cams = _grad_cams(folder, done, chosen)
     head = "".join(f"<th>{_esc(r['name'])}</th>" for r in done)
     rows = []
     for path in chosen:
         true = next(iter(answers[path].values()))[0]
-        cells = "".join(
-            f"<td class='{'ok' if answers[path][r['name']][1] == true else 'bad'}'>"
-            f"{_esc(answers[path][r['name']][1])}</td>" for r in done)
+        cells = []
+        for r in done:
+            predicted = answers[path][r["name"]][1]
+            cam = cams.get((r["name"], path))
+            picture = f"<img class='cam' src='{cam}' alt='Grad-CAM'><br>" if cam else ""
+            cells.append(f"<td class='{'ok' if predicted == true else 'bad'}'>{picture}{_esc(predicted)}</td>")
         rows.append(f"<tr><td><img src='{_thumbnail(path)}' alt='{_esc(Path(path).name)}'><br>"
-                    f"<small>{_esc(Path(path).name)}</small></td><td>{_esc(true)}</td>{cells}</tr>")
-    return f"<table><tr><th>image</th><th>true</th>{head}</tr>" + "".join(rows) + "</table>"
+                    f"<small>{_esc(Path(path).name)}</small></td><td>{_esc(true)}</td>{''.join(cells)}</tr>")
+    return (f"<p>Each cell: the rung's answer and its Grad-CAM (what it looked at for that answer).</p>"
+            f"<table><tr><th>image</th><th>true</th>{head}</tr>" + "".join(rows) + "</table>")
 
 
 STYLE = """
@@ -216,7 +257,7 @@ def render(folder: Path, study: dict) -> str:
         f"<h2>Paired significance (McNemar's exact test)</h2>{_comparisons(study)}"
         f"<h2>Validation accuracy per epoch</h2>{_curves_svg(folder, study)}"
         f"<h2>Confusion matrices</h2>{_confusions(study)}"
-        f"<h2>Test images the rungs disagree on most</h2>{_disagreements(folder, study)}"
+        f"<h2>Test images the rungs disagree on most, explained by every rung</h2>{_disagreements(folder, study)}"
         f"<p><small>Versions: {_esc(study.get('versions', {}))}</small></p>"
         "</body></html>")
 
