@@ -13,7 +13,6 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -32,8 +31,8 @@ from app.widgets.tf_gate import TfGate
 from app.jobs import JobHandle
 from app.widgets.class_explanation import class_explanation_buttons, open_class_explanation
 from app.widgets.job_progress import JobProgress
-from app.widgets.model_source import image_file_filter, is_image_file
 from app.widgets.tables import read_only_table
+from app.widgets.predict_panel import PredictPanel
 from app.widgets.thumbnails import ThumbnailModel
 
 GROUP = "evaluation"
@@ -163,17 +162,10 @@ class EvaluationTab(QWidget):
         cam_row.addStretch(1)
         gallery_layout.addLayout(cam_row)
         right_layout.addWidget(gallery_box, 3)
-        predict_box = QGroupBox("Predict — drop images here")
-        predict_layout = QVBoxLayout(predict_box)
-        predict_row = QHBoxLayout()
-        self.predict_button = QPushButton("Predict images…")
-        self.predict_button.clicked.connect(self.choose_images)
-        predict_row.addWidget(self.predict_button)
-        predict_row.addStretch(1)
-        predict_layout.addLayout(predict_row)
-        self.predict_table = read_only_table(["Image", "Predicted", "Probability"])
-        predict_layout.addWidget(self.predict_table)
-        right_layout.addWidget(predict_box, 2)
+        self.predict_panel = PredictPanel(self.context, lambda: self.model.run_dir)
+        self.predict_button, self.predict_table = self.predict_panel.button, self.predict_panel.table
+        self.predict_panel.predicted.connect(self.predicted)
+        right_layout.addWidget(self.predict_panel, 2)
         splitter.addWidget(right)
         splitter.setSizes([560, 700])
         root.addWidget(splitter, 1)
@@ -414,52 +406,8 @@ class EvaluationTab(QWidget):
         self.context.explain_image.emit(path)
 
     # ---- prediction on dropped images
-    @Slot()
-    def choose_images(self) -> None:
-        start = self.context.settings.value("folders/images", os.path.expanduser("~"), str)
-        paths, _ = QFileDialog.getOpenFileNames(self, "Images to classify", start, image_file_filter())
-        if paths:
-            self.context.settings.set_value("folders/images", os.path.dirname(paths[0]))
-            self.predict(paths)
-
-    def predict(self, paths: list[str]) -> JobHandle | None:
-        run_dir = self.model.run_dir
-        if not run_dir:
-            self.context.runner.report_error("Predict", _no_run_error())
-            return None
-
-        def job(emit, cancel):
-            from engine.models.loading import load_model  # noqa: PLC0415
-            from engine.predict import predict_images  # noqa: PLC0415
-
-            loaded = load_model(run_dir)
-            cancel.raise_if_cancelled()
-            return predict_images(loaded, paths, top_k=1)
-
-        handle = self.context.runner.start("Predicting", job, group="predict")
-        handle.finished.connect(self._on_predicted)
-        handle.ended.connect(self.predicted)
-        return handle
-
-    @Slot(object)
-    def _on_predicted(self, predictions) -> None:
-        self.predict_table.setRowCount(len(predictions))
-        for row, prediction in enumerate(predictions):
-            name = QTableWidgetItem(os.path.basename(prediction.path))
-            name.setToolTip(prediction.path)
-            top = prediction.top[0] if prediction.top else (None, "?", 0.0)
-            self.predict_table.setItem(row, 0, name)
-            self.predict_table.setItem(row, 1, QTableWidgetItem(str(top[1])))
-            prob = QTableWidgetItem(f"{top[2]:.3f}")
-            prob.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            self.predict_table.setItem(row, 2, prob)
-
     def handle_drop(self, paths: list[str]) -> bool:
-        images = [p for p in paths if os.path.isfile(p) and is_image_file(p)]
-        if not images:
-            return False
-        self.predict(images)
-        return True
+        return self.predict_panel.predict_images_in(paths)
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802
         if event.mimeData().hasUrls():
@@ -469,9 +417,3 @@ class EvaluationTab(QWidget):
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if self.handle_drop(paths):
             event.acceptProposedAction()
-
-
-def _no_run_error():
-    from engine.errors import InvalidSetting  # noqa: PLC0415
-
-    return InvalidSetting("no run chosen", "pick a run at the top of the Evaluation tab first")
