@@ -128,9 +128,10 @@ def main(out_dir: str) -> int:
     gradcam.caption_box.setChecked(True)
     saved = work / gradcam.suggested_file_name()
     gradcam.save_overlay(str(saved))
-    shots.append(out / f"{len(shots) + 1:02d}_saved_overlay_{saved.name}")
-    shutil.copy(saved, shots[-1])
-    print("saved overlay", saved.name, flush=True)
+    if saved.exists():
+        shots.append(out / f"{len(shots) + 1:02d}_saved_overlay_{saved.name}")
+        shutil.copy(saved, shots[-1])
+        print("saved overlay", saved.name, flush=True)
 
     activations = window.show_tab("Activations")
     wait(activations.done, 300_000, lambda: activations.show_image(gradcam._image_path))

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from engine.errors import IntrospectionError
-from engine.inspect.layers import build_tap_model, canonical_path, image_batch, model_cache, single_input_shape
+from engine.inspect.layers import build_tap_model, canonical_path, image_batch, model_cache, one_hwc, single_input_shape
 from engine.tf_runtime import tf
 
 
@@ -46,15 +46,8 @@ def compute_activations(model, image, layer_paths) -> dict[str, np.ndarray]:
 
 
 def _as_maps(activation) -> np.ndarray:
-    array = np.asarray(activation, dtype=np.float32)
-    if array.ndim == 4 and array.shape[0] == 1:
-        array = array[0]
-    if array.ndim != 3:
-        raise IntrospectionError(
-            f"a channel grid needs a feature map (height, width, channels), got shape {array.shape}",
-            "choose a convolution, pooling or activation layer before the Flatten/Dense head",
-        )
-    return array
+    return one_hwc(activation, "a channel grid needs a feature map (height, width, channels)",
+                   "choose a convolution, pooling or activation layer before the Flatten/Dense head", np.float32)
 
 
 def channel_grid(activation, images_per_row: int = 16, margin: int = 0) -> np.ndarray:

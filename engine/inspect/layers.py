@@ -171,6 +171,19 @@ def single_input_shape(model) -> tuple:
     return tuple(inputs[0].shape)
 
 
+def one_hwc(array, expected: str, fix: str, dtype=None):
+    """``array`` as one (height, width, channels) array, a leading batch axis of 1 dropped;
+    IntrospectionError("<expected>, got shape …", fix) for any other shape."""
+    import numpy as np  # noqa: PLC0415
+
+    array = np.asarray(array, dtype=dtype)
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 3:
+        raise IntrospectionError(f"{expected}, got an array of shape {array.shape}", fix)
+    return array
+
+
 def fixed_image_size(model, input_index: int = 0) -> tuple[int, int] | None:
     """(height, width) of the model's image input (``input_index``) when both are fixed; None when
     either is free or the model has no defined input. The one place the input size is read from a model."""
@@ -391,16 +404,8 @@ def image_batch(model, image, input_index: int = 0):
     Images are raw RGB 0..255 (ConvScope's convention); an image of another size than a model with
     a fixed input size is resized. Returns ``(batch, (H, W))`` with the image's own size.
     """
-    import numpy as np  # noqa: PLC0415
-
-    array = np.asarray(image)
-    if array.ndim == 4 and array.shape[0] == 1:
-        array = array[0]
-    if array.ndim != 3:
-        raise IntrospectionError(
-            f"expected one image of shape (height, width, channels), got an array of shape {array.shape}",
-            "pass a single RGB image (read it with engine.data.images.read_rgb)",
-        )
+    array = one_hwc(image, "expected one image of shape (height, width, channels)",
+                    "pass a single RGB image (read it with engine.data.images.read_rgb)")
     shape = input_shapes(model)[input_index]
     if len(shape) != 4:
         raise IntrospectionError(
