@@ -217,3 +217,33 @@ def test_the_paragraph_comes_from_the_measured_numbers():
                                          ["worse", "better", "not distinguishable", "not distinguishable"]))
     assert "0.890 → 0.850 (-4.0 points" in hurting[0] and "unlike the book's +11 points" in hurting[0]
     assert "not distinguishable" in hurting[3] and hurting[-1].startswith("Best rung: features-augmented at 0.930")
+
+
+@pytest.mark.slow
+def test_disk_full_mid_study_keeps_finished_rungs_and_resumes(shapes, tmp_path, tiny_base, monkeypatch):
+    import errno
+
+    from engine import atomic
+    from engine.errors import DiskFullError
+    from engine.models.loading import load_keras_file
+
+    real_save_with = atomic.save_with
+
+    def full_disk_for_rung_3(target, save, suffix=None):
+        if "3-features" in str(target):
+            def no_space(tmp):
+                raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+            return real_save_with(target, no_space, suffix)
+        return real_save_with(target, save, suffix)
+
+    monkeypatch.setattr(atomic, "save_with", full_disk_for_rung_3)
+    out = tmp_path / "study"
+    with pytest.raises(DiskFullError):
+        run(_study(shapes, out))
+    study = json.loads((out / "study.json").read_text())
+    assert [r["status"] for r in study["rungs"][:2]] == ["finished", "finished"]
+    for name in ("1-scratch", "2-scratch-aug"):  # finished rungs intact and loadable
+        assert load_keras_file(out / "rungs" / name / "best.keras") is not None
+    monkeypatch.setattr(atomic, "save_with", real_save_with)  # space freed
+    result = run(StudyConfig(resume=str(out)))
+    assert result.status == "finished" and all(r["status"] == "finished" for r in result.rungs)
