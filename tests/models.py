@@ -26,17 +26,18 @@ def convnet(name: str = "two_conv", widths: tuple[int, ...] = (6, 10), classes: 
     return keras.Sequential(layers, name=name)
 
 
-def book_nested(*, rescale: bool = False, seed: int = 2):
-    """The book's shape: a functional conv base ``tiny_base`` (block1_conv, block1_pool, block2_conv)
-    inside a Sequential with a Flatten + sigmoid head."""
+def book_nested(*, rescale: bool = False, seed: int = 2, widths: tuple[int, int] = (4, 8),
+                names: tuple[str, str, str] = ("block1_conv", "block1_pool", "block2_conv")):
+    """The book's shape: a functional conv base ``tiny_base`` (conv, pool, conv — ``names``) inside
+    a Sequential with a Flatten + sigmoid head."""
     import keras
 
     keras.utils.set_random_seed(seed)
     inp = keras.Input((32, 32, 3))
     x = keras.layers.Rescaling(1 / 255.0)(inp) if rescale else inp
-    x = keras.layers.Conv2D(4, 3, activation="relu", name="block1_conv")(x)
-    x = keras.layers.MaxPooling2D(name="block1_pool")(x)
-    x = keras.layers.Conv2D(8, 3, activation="relu", name="block2_conv")(x)
+    x = keras.layers.Conv2D(widths[0], 3, activation="relu", name=names[0])(x)
+    x = keras.layers.MaxPooling2D(name=names[1])(x)
+    x = keras.layers.Conv2D(widths[1], 3, activation="relu", name=names[2])(x)
     base = keras.Model(inp, x, name="tiny_base")
     return keras.Sequential([keras.Input((32, 32, 3)), base, keras.layers.Flatten(name="flatten"),
                              keras.layers.Dense(1, activation="sigmoid", name="out")], name="book")

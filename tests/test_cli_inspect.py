@@ -9,25 +9,14 @@ import pytest
 from PIL import Image
 
 from engine.cli import main
-from engine.tf_runtime import keras
+from models import book_nested
 
 SIZE = 32
 
 
 @pytest.fixture()
 def model_file(tmp_path):
-    k = keras()
-    k.utils.set_random_seed(0)
-    inp = k.Input((SIZE, SIZE, 3))
-    x = k.layers.Rescaling(1 / 255.0)(inp)
-    x = k.layers.Conv2D(8, 3, activation="relu", name="conv1")(x)
-    x = k.layers.MaxPooling2D(name="pool1")(x)
-    x = k.layers.Conv2D(12, 3, activation="relu", name="conv2")(x)
-    base = k.Model(inp, x, name="tiny_base")
-    model = k.Sequential(
-        [k.Input((SIZE, SIZE, 3)), base, k.layers.Flatten(name="flatten"), k.layers.Dense(1, activation="sigmoid")],
-        name="book",
-    )
+    model = book_nested(rescale=True, seed=0, widths=(8, 12), names=("conv1", "pool1", "conv2"))
     path = tmp_path / "book.keras"
     model.save(path)
     return path, model
