@@ -126,6 +126,49 @@ def test_killed_worker_stops_the_chief_naming_it_and_a_restart_resumes(tmp_path)
     print(f"chief stopped {stopped_after:.1f} s after SIGKILL of worker 1")
 
 
+def test_hung_worker_stops_the_chief_naming_it_within_10_s(tmp_path):
+    """A worker that hangs (SIGSTOP: alive, connections open, no answer) is named and the chief has
+    left within 10 s: TensorFlow's own shutdown would wait on that peer, so the chief leaves at once."""
+    data = make_shapes_dataset(tmp_path / "data", per_class=40, size=48)
+    cluster, out, home = loopback_cluster(), tmp_path / "run", tmp_path / "home"
+    args = train_args(data, out, epochs=3, batch_size=4) + ["--json-events"]
+    chief = start(args, cluster=cluster, task=0, home=home)
+    worker = start(args, cluster=cluster, task=1, home=home)
+    try:
+        reader = threading.Thread(target=_wait_for_second_epoch, args=(chief, []), daemon=True)
+        reader.start()
+        reader.join(timeout=300)
+        assert not reader.is_alive(), "no second epoch within 300 s"
+        worker.send_signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        said_at: list[float] = []
+        lines: list[str] = []
+
+        def read_stderr():
+            for line in chief.stderr:
+                lines.append(line)
+                if line.startswith("convscope: ") and not said_at:
+                    said_at.append(time.monotonic())
+
+        stderr_reader = threading.Thread(target=read_stderr, daemon=True)
+        stderr_reader.start()
+        chief.stdout.read()  # drained so the chief never blocks on a full pipe
+        code = chief.wait(timeout=60)
+        left_after = time.monotonic() - stopped
+        stderr_reader.join(timeout=10)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    stderr = "".join(lines)
+    assert code == 2, stderr[-3000:]
+    assert f"worker 1 ({cluster[1]}) stopped responding" in convscope_error(stderr), stderr[-3000:]
+    assert left_after < 10, f"the chief left {left_after:.1f} s after worker 1 hung"
+    # Once it has said so it leaves: TensorFlow's shutdown would wait seconds on the hung peer.
+    assert stopped + left_after - said_at[0] < 2, f"the chief lingered {stopped + left_after - said_at[0]:.1f} s"
+    assert (out / "last.keras").is_file() and len((out / "history.csv").read_text().splitlines()) >= 2
+    print(f"chief named worker 1 {said_at[0] - stopped:.1f} s and left {left_after:.1f} s after its SIGSTOP")
+
+
 def test_workers_with_different_datasets_are_refused_before_training(tmp_path):
     data = make_shapes_dataset(tmp_path / "data", per_class=8, size=48)
     other = _copy_with_new_times(data, tmp_path / "other")

@@ -99,12 +99,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if args.no_tensorboard:
                 settings["tensorboard"] = False
             if args.cluster or args.tf_config:
-                from engine.train.cluster import ClusterTrainConfig, train_cluster  # noqa: PLC0415
+                from engine.train.cluster import (  # noqa: PLC0415
+                    ClusterTrainConfig, LostWorker, leave_after_lost_worker, train_cluster)
                 from engine.train.cluster_spec import ClusterSpec  # noqa: PLC0415
 
                 spec = (ClusterSpec.from_tf_config(args.tf_config) if args.tf_config
                         else ClusterSpec.parse(args.cluster, args.task))
-                result = train_cluster(ClusterTrainConfig(TrainConfig(**settings), spec), sink, token)
+                try:
+                    result = train_cluster(ClusterTrainConfig(TrainConfig(**settings), spec), sink, token)
+                except LostWorker as error:
+                    leave_after_lost_worker(error)
             else:
                 result = train(TrainConfig(**settings), sink, token)
     return 0 if result.status == "finished" else 130
