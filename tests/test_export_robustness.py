@@ -172,3 +172,33 @@ def test_a_layer_the_format_cannot_express_is_named(fmt, label, tmp_path):
                                           r"\(SingularValues\) uses Svd"):
         run(ExportConfig(model=str(path), format=fmt, out=str(tmp_path / "out"), images=str(images), trust=True))
     assert not (tmp_path / "out").exists() and _leftovers(tmp_path, "out") == []
+
+
+def test_a_model_that_does_not_take_rgb_images_is_refused(tmp_path):
+    from engine.tf_runtime import keras
+
+    k = keras()
+    inputs = k.Input((8, 8, 1), name="grey")
+    model = k.Model(inputs, k.layers.Dense(2, activation="softmax")(k.layers.Flatten()(inputs)))
+    model.save(tmp_path / "grey.keras")
+    with pytest.raises(ModelFileError, match=r"input \(None, 8, 8, 1\) is not a fixed-size RGB image"):
+        run(ExportConfig(model=str(tmp_path / "grey.keras"), format="onnx", out=str(tmp_path / "out"),
+                         images=str(tmp_path)))
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreadable_check_images_are_skipped_and_none_readable_is_an_error(small, tmp_path):
+    from engine.errors import DatasetError
+
+    path, images = small
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.png").write_text("not an image")
+    with pytest.raises(DatasetError, match="none of the images .* could be read"):
+        run(ExportConfig(model=str(path), format="keras", out=str(tmp_path / "out"), images=str(broken)))
+    assert not (tmp_path / "out").exists() and _leftovers(tmp_path, "out") == []
+    (broken / "b.png").write_bytes(next(images.rglob("*.png")).read_bytes())
+    warnings = []
+    result = run(ExportConfig(model=str(path), format="keras", out=str(tmp_path / "out"), images=str(broken)),
+                 emit=lambda event: warnings.append(getattr(event, "message", "")))
+    assert result.parity["images"] == 1 and any("skipped" in w and "a.png" in w for w in warnings)
