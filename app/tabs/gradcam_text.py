@@ -4,12 +4,14 @@ name and its caption strip. No Qt: pure functions the tab and its tests call."""
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
 import numpy as np
 
 COARSE_CELLS = 4  # a map this many cells wide or fewer can only point at a region, not a detail
+CAPTION_WIDTH = 420  # a small image gets a wider strip, so the caption is not cut
 WEAK_CLASS = 0.05  # below this probability the methods often disagree: say so
 
 
@@ -43,8 +45,8 @@ def explanation_lines(explained, method_label: str, cells: tuple[int, int] | Non
     cam = explained.cam
     height, width = explained.shown.shape[:2]
     drawn_over = f"the full {width}×{height} photo" if explained.whole_photo else f"the model's {width}×{height} input"
-    lines = [f"<b>{explained.class_name or 'class'}</b> (#{cam.class_index}): probability "
-             f"{format_probability(cam.score)}",
+    lines = [f"<b>{html.escape(explained.class_name or 'class')}</b> (#{cam.class_index}): probability "
+             f"{html.escape(format_probability(cam.score))}",
              f"Input: {explained.input_text}; the prediction list and the map both come from it.",
              f"Heatmap: {method_label} at layer {cam.layer}, drawn over {drawn_over}."]
     note = coarse_map_note(cells, cam.layer, finer_layer) if cells else ""
@@ -57,7 +59,7 @@ def explanation_lines(explained, method_label: str, cells: tuple[int, int] | Non
         size = min(explained.input_array.shape[:2])
         lines.append(f"<i>Shown only the {size}×{size} centre crop — the square in the middle of the photo, "
                      f"what the ImageNet benchmark and convscope predict use — the model answers {explained.crop_top[1]} "
-                     f"{format_probability(explained.crop_top[2])}. The two numbers differ because the model sees "
+                     f"{html.escape(format_probability(explained.crop_top[2]))}. The two numbers differ because the model sees "
                      "different parts of the photo; choose “As convscope predict” to explain that square.</i>")
     return lines
 
@@ -78,7 +80,7 @@ def with_caption(image: np.ndarray, text: str) -> np.ndarray:
     lines = text.splitlines() or [""]
     line_height = 14
     height, width = image.shape[:2]
-    canvas = Image.new("RGB", (width, height + 8 + line_height * len(lines)), "white")
+    canvas = Image.new("RGB", (max(width, CAPTION_WIDTH), height + 8 + line_height * len(lines)), "white")
     canvas.paste(Image.fromarray(np.asarray(image, np.uint8)), (0, 0))
     draw = ImageDraw.Draw(canvas)
     for index, line in enumerate(lines):

@@ -64,7 +64,7 @@ class LayerBox(QGraphicsRectItem):
         title.setFont(bold)
         title.setText(self._fit(node.name, bold))
         title.setPos(6, 4)
-        kind = node.class_name + ("  ▸ double-click to open" if node.nested else "")
+        kind = node.class_name + ("  ▸ open (double-click)" if node.nested else "")
         kind_item = QGraphicsSimpleTextItem("", self)
         kind_item.setText(self._fit(kind, kind_item.font()))
         kind_item.setPos(6, 22)
