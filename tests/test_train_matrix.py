@@ -86,9 +86,12 @@ def head_runs(shapes, tmp_path_factory):
 @pytest.mark.parametrize("augment", [False, True], ids=["finetune-no-aug", "finetune-aug"])
 @pytest.mark.parametrize("source_augment", [False, True], ids=["head-no-aug", "head-aug"])
 def test_finetune_from_a_features_augmented_run(source_augment, augment, head_runs, shapes, tmp_path, tiny_base):
+    events = []
     result = train(_config(shapes, tmp_path / "ft", strategy="finetune", base=tiny_base, augment=augment,
-                           head_from_run=head_runs[source_augment]))
+                           head_from_run=head_runs[source_augment]), events.append)
     assert [r["phase"] for r in rundir.read_history_rows(result.run_dir)] == ["finetune"]
+    started = next(e for e in events if type(e).__name__ == "RunStarted")
+    assert (started.epochs, started.phase) == (1, "finetune")  # no head phase announced: the head is reused
     model = _model(result.run_dir)
     assert _has_augmentation(model) is augment  # this run's setting, whatever the head run used
     base = model.get_layer("tiny_base")

@@ -305,7 +305,12 @@ def test_every_configurable_strategy_has_its_own_registered_module():
     assert strategy_names() == list(STRATEGIES)
     trains = {get_strategy(name).train for name in STRATEGIES}
     assert len({fn.__module__ for fn in trains}) == len(STRATEGIES)
-    assert get_strategy("finetune").first_phase({}) == "head"
-    assert get_strategy("finetune").first_phase({"phase1_done": True}) == "finetune"
+    from engine.train.config import TrainConfig
+
+    fresh, reused = TrainConfig(data="d", strategy="finetune"), TrainConfig(data="d", strategy="finetune",
+                                                                            head_from_run="r")
+    assert get_strategy("finetune").first_phase(fresh, {}) == "head"
+    assert get_strategy("finetune").first_phase(fresh, {"phase1_done": True}) == "finetune"
+    assert get_strategy("finetune").first_phase(reused, {}) == "finetune"
     with pytest.raises(InvalidSetting, match="choose one of: scratch"):
         get_strategy("no-such-strategy")

@@ -218,7 +218,7 @@ def _run(run_dir: Path, cfg: TrainConfig, split, emit: Sink, cancel: CancelToken
                  f"using {ctx.batch_size}")
     k.utils.set_random_seed(int(cfg.seed) + run.epochs_done)
     sink(RunStarted(run_dir=str(run_dir), strategy=cfg.strategy, epochs=int(state["epochs_planned"]),
-                    phase=strategy.first_phase(state)))
+                    phase=strategy.first_phase(cfg, state)))
     status = "finished"
     try:
         try:

@@ -8,7 +8,7 @@
 | ``finetune`` | :mod:`.finetune` | head first, then the top of the base unfrozen at a low rate |
 
 A strategy module defines ``train(ctx)`` (it builds or resumes its model and fits it through
-:mod:`engine.train.fitting`) and may define ``planned_epochs(cfg)`` and ``first_phase(state)``;
+:mod:`engine.train.fitting`) and may define ``planned_epochs(cfg)`` and ``first_phase(cfg, state)``;
 the life cycle around it (run folder, split, state, events) is :mod:`engine.train.lifecycle`.
 Modules are imported on first use, so this registry loads no TensorFlow. ``train``, ``resume``
 and ``TrainResult`` are re-exported here: callers (the GUI's worker target, the CLI, the cluster)
@@ -39,7 +39,7 @@ class Strategy:
     name: str
     train: Callable[[Any], None]  # train(ctx: RunContext)
     planned_epochs: Callable[[Any], int]  # planned_epochs(cfg: TrainConfig)
-    first_phase: Callable[[dict], str]  # first_phase(state) -> the RunStarted phase
+    first_phase: Callable[[Any, dict], str]  # first_phase(cfg, state) -> the RunStarted phase
 
 
 def register_strategy(name: str, module: str) -> None:
@@ -57,4 +57,4 @@ def get_strategy(name: str) -> Strategy:
     module = importlib.import_module(_MODULES[name])
     return Strategy(name=name, train=module.train,
                     planned_epochs=getattr(module, "planned_epochs", lambda cfg: int(cfg.epochs)),
-                    first_phase=getattr(module, "first_phase", lambda state: "train"))
+                    first_phase=getattr(module, "first_phase", lambda cfg, state: "train"))

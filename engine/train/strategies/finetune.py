@@ -18,11 +18,12 @@ from engine.train.strategies.transfer import new_transfer_model
 
 
 def planned_epochs(cfg) -> int:
-    return int(cfg.epochs) + int(cfg.head_epochs or 0)
+    """Head phase + fine-tuning phase; a head reused from another run has no head phase."""
+    return int(cfg.epochs) + (0 if cfg.head_from_run else int(cfg.head_epochs or 0))
 
 
-def first_phase(state: dict) -> str:
-    return "finetune" if state.get("phase1_done") else "head"
+def first_phase(cfg, state: dict) -> str:
+    return "finetune" if state.get("phase1_done") or cfg.head_from_run else "head"
 
 
 def unfreeze_from(base, layer_name: str) -> int:
