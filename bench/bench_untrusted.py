@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import hostile_models  # noqa: E402
+import machine  # noqa: E402 - bench/machine.py
 from engine import atomic  # noqa: E402
 
 
@@ -108,9 +109,9 @@ def main() -> None:
     lines = [
         "# Untrusted model files: what a refusal costs (bench/bench_untrusted.py)",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-        f"load average at start {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared with other jobs, so "
-        "times are upper bounds). Each file is loaded in a fresh Python as `convscope predict` loads it; "
+        *machine.header("bench/bench_untrusted.py"),
+        f"Load average at the start: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; every row is absolute "
+        "(one run, no ratio). Each file is loaded in a fresh Python as `convscope predict` loads it; "
         "*wall* includes starting Python and, where reached, TensorFlow; *peak* is the child's VmHWM (peak resident set).",
         "Goal (issue 19): refusing any hostile file costs ≤ 1.5 GB peak and ≤ 10 s.",
         f"Starting Keras/TensorFlow alone took {tf_start:.1f} s in a fresh Python at the same time: "
