@@ -13,19 +13,11 @@ SIZE = 32
 
 
 def _detector(constant_head: bool = False):
-    """Channel 0 fires on bright pixels and raises class 0 (see tests/test_faithfulness.py). A constant
-    head kernel makes the map independent of the head's weights: the sanity check must flag it."""
-    import keras
+    """tests/test_faithfulness.py's detector; a constant head kernel makes the map independent of the
+    head's weights: the sanity check must flag it."""
+    from test_faithfulness import _detector as detector
 
-    inp = keras.Input((SIZE, SIZE, 3))
-    conv = keras.layers.Conv2D(2, 1, activation="relu", name="detector")
-    dense = keras.layers.Dense(2, activation="softmax", name="head")
-    model = keras.Model(inp, dense(keras.layers.GlobalAveragePooling2D()(conv(inp))), name="detector_model")
-    conv.set_weights([np.stack([np.full((1, 1, 3), 1 / 300.0), np.full((1, 1, 3), -1 / 300.0)], -1)
-                      .reshape(1, 1, 3, 2).astype("float32"), np.array([-0.3, 0.3], "float32")])
-    kernel = np.full((2, 2), 0.5, "float32") if constant_head else np.array([[4.0, -4.0], [0.0, 0.0]], "float32")
-    dense.set_weights([kernel, np.zeros(2, "float32")])
-    return model
+    return detector(top_kernel=np.full((2, 2), 0.5, "float32") if constant_head else None)
 
 
 def _loaded(model):
