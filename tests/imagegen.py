@@ -226,6 +226,18 @@ def _write_truncated_jpeg(folder: Path) -> Path:
     return path
 
 
+def damaged_jpeg_bytes(size: int = 96) -> bytes:
+    """A JPEG that still decodes but that libjpeg calls "Corrupt JPEG data": written with restart
+    markers, then two bytes in the middle of its scan data overwritten with an invalid marker (the
+    decoder resynchronises at the next restart marker; the rows between come out garbled)."""
+    buffer = io.BytesIO()
+    _base(seed=4, size=size).save(buffer, "JPEG", quality=95, restart_marker_blocks=1)
+    data = buffer.getvalue()
+    scan_start = data.index(b"\xff\xda")
+    middle = (scan_start + len(data)) // 2
+    return data[:middle] + b"\xff\x35" + data[middle + 2:]
+
+
 def _write_empty(folder: Path) -> Path:
     path = folder / "empty.png"
     path.write_bytes(b"")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from engine.cli import main
-from imagegen import BAD_FILE_WRITERS, make_presplit_dataset, make_shapes_dataset, write_ignored_files
+from imagegen import BAD_FILE_WRITERS, damaged_jpeg_bytes, make_presplit_dataset, make_shapes_dataset, write_ignored_files
 
 
 def test_report_lists_classes_counts_and_unusable_files(tmp_path, capsys):
@@ -18,6 +18,21 @@ def test_report_lists_classes_counts_and_unusable_files(tmp_path, capsys):
     assert "circle" in out and "square" in out and "Usable images: 6" in out
     assert "truncated.jpg: truncated" in out and "empty.png: empty file (0 bytes)" in out
     assert "Ignored (hidden, not images, or outside class folders): 6" in out
+
+
+def test_damaged_jpeg_is_listed_as_decoded_with_warnings_text_and_json(tmp_path, capsys):
+    root = make_shapes_dataset(tmp_path / "data", per_class=3, size=24)
+    (root / "square" / "damaged.jpg").write_bytes(damaged_jpeg_bytes())
+    assert main(["scan", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "Usable images: 7" in out and "Unusable files: none" in out
+    assert "Decoded with warnings (1), kept in the dataset:" in out
+    assert "  square/damaged.jpg: corrupt JPEG data: invalid marker 0x35" in out
+    assert main(["scan", str(root), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(issue["path"], issue["kind"]) for issue in report["decoded_with_warnings"]] == [
+        (str(root / "square" / "damaged.jpg"), "decoded-with-warnings")]
+    assert report["unusable"] == [] and report["num_images"] == 7
 
 
 def test_json_report(tmp_path, capsys):

@@ -11,8 +11,8 @@ from engine.data import images
 from engine.data.scan import ScanConfig, scan
 from engine.errors import DatasetError
 from engine.events import CancelToken, JobCancelled, Progress, Warning_
-from imagegen import (BAD_FILE_WRITERS, IGNORED_FILES, ODD_FILE_WRITERS, file_hashes, make_presplit_dataset,
-                      make_shapes_dataset, write_ignored_files)
+from imagegen import (BAD_FILE_WRITERS, IGNORED_FILES, ODD_FILE_WRITERS, damaged_jpeg_bytes, file_hashes,
+                      make_presplit_dataset, make_shapes_dataset, write_ignored_files)
 
 
 def _block_reads_when_root(monkeypatch, path: Path) -> None:
@@ -48,7 +48,22 @@ def test_odd_but_usable_file_is_counted(tmp_path, name):
     odd = ODD_FILE_WRITERS[name](root / "square")
     result = scan(ScanConfig(str(root)))
     assert result.unusable == []
+    assert result.decoded_with_warnings == []  # CMYK, EXIF-rotated, ... JPEGs are not "damaged"
     assert (str(odd), result.classes.index("square")) in result.files["all"]
+
+
+def test_damaged_but_decodable_jpeg_is_kept_and_listed_with_warnings(tmp_path):
+    root = make_shapes_dataset(tmp_path / "data", per_class=2, fmt="jpg")
+    damaged = root / "circle" / "damaged.jpg"
+    damaged.write_bytes(damaged_jpeg_bytes())
+    before = file_hashes(root)
+    result = scan(ScanConfig(str(root)))
+    assert file_hashes(root) == before  # never modified
+    assert result.unusable == []  # not set aside
+    assert (str(damaged), result.classes.index("circle")) in result.files["all"]
+    assert [(Path(i.path), i.kind) for i in result.decoded_with_warnings] == [(damaged, "decoded-with-warnings")]
+    assert "invalid marker 0x35" in result.decoded_with_warnings[0].reason
+    assert result.to_dict()["decoded_with_warnings"][0]["path"] == str(damaged)
 
 
 def _hashes_including_locked(root: Path, locked: Path) -> dict[str, str]:

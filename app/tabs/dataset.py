@@ -1,5 +1,5 @@
 """Dataset tab: choose or drop a folder, see what the scan found (classes and counts, thumbnails,
-files set aside and why, the split) and preview an augmentation preset on one image."""
+files set aside and why, damaged files kept, the split) and preview an augmentation preset on one image."""
 
 from __future__ import annotations
 
@@ -129,6 +129,15 @@ class DatasetTab(QWidget):
         unusable_layout.addWidget(self.unusable_table)
         unusable_layout.addWidget(self.ignored_label)
         left_layout.addWidget(unusable_box, 2)
+        self.damaged_box = QGroupBox("Decoded with warnings (kept in the dataset)")
+        self.damaged_box.setToolTip("These JPEGs are damaged (\"Corrupt JPEG data\") but decode: they are used for "
+                                    "training and may look garbled. Replace them if you have a clean copy.")
+        damaged_layout = QVBoxLayout(self.damaged_box)
+        self.damaged_table = read_only_table(["File", "Warning"], stretch=(0, 1))
+        self.damaged_table.doubleClicked.connect(self._reveal_selected_issue)
+        damaged_layout.addWidget(self.damaged_table)
+        self.damaged_box.setVisible(False)
+        left_layout.addWidget(self.damaged_box, 1)
         splitter.addWidget(left)
 
         # middle: thumbnails per class
@@ -208,8 +217,8 @@ class DatasetTab(QWidget):
 
     @Slot()
     def _reveal_selected_issue(self) -> None:
-        row = self.unusable_table.currentRow()
-        item = self.unusable_table.item(row, 0)
+        table = self.damaged_table if self.sender() is self.damaged_table else self.unusable_table
+        item = table.item(table.currentRow(), 0)
         if item is not None:
             self.reveal_folder(item.data(Qt.ItemDataRole.UserRole))
 
@@ -230,16 +239,10 @@ class DatasetTab(QWidget):
         self.summary_label.setText(
             f"<b>{result.num_images}</b> usable images in <b>{len(result.classes)}</b> classes ({layout})."
             f"{size_text}{warnings}")
-        self.unusable_table.setRowCount(len(result.unusable))
-        for row, issue in enumerate(result.unusable):
-            rel = os.path.relpath(issue.path, result.root)
-            name_item = QTableWidgetItem(rel)
-            name_item.setData(Qt.ItemDataRole.UserRole, issue.path)
-            name_item.setToolTip(issue.path)
-            reason_item = QTableWidgetItem(issue.reason)
-            reason_item.setToolTip(issue.reason)
-            self.unusable_table.setItem(row, 0, name_item)
-            self.unusable_table.setItem(row, 1, reason_item)
+        _fill_issue_table(self.unusable_table, result.unusable, result.root)
+        damaged = getattr(result, "decoded_with_warnings", [])
+        _fill_issue_table(self.damaged_table, damaged, result.root)
+        self.damaged_box.setVisible(bool(damaged))
         ignored = len(result.ignored)
         self.ignored_label.setText(
             f"{len(result.unusable)} unusable file(s) set aside; {ignored} non-image file(s) ignored. "
@@ -329,6 +332,19 @@ class DatasetTab(QWidget):
 
     def save_settings(self) -> None:
         self.context.settings.set_value("dataset/seed", self.seed_spin.value())
+
+
+def _fill_issue_table(table, issues, root: str) -> None:
+    """One row per file issue: the path relative to the dataset (full path as tooltip and data), the reason."""
+    table.setRowCount(len(issues))
+    for row, issue in enumerate(issues):
+        name_item = QTableWidgetItem(os.path.relpath(issue.path, root))
+        name_item.setData(Qt.ItemDataRole.UserRole, issue.path)
+        name_item.setToolTip(issue.path)
+        reason_item = QTableWidgetItem(issue.reason)
+        reason_item.setToolTip(issue.reason)
+        table.setItem(row, 0, name_item)
+        table.setItem(row, 1, reason_item)
 
 
 def _describe_sizes(summary: dict) -> str:

@@ -65,6 +65,9 @@ def format_report(result: ScanResult) -> list[str]:
         lines += [f"  {_relative(issue.path, result.root)}: {issue.reason}" for issue in result.unusable]
     else:
         lines.append("Unusable files: none")
+    if result.decoded_with_warnings:
+        lines.append(f"Decoded with warnings ({len(result.decoded_with_warnings)}), kept in the dataset:")
+        lines += [f"  {_relative(issue.path, result.root)}: {issue.reason}" for issue in result.decoded_with_warnings]
     lines.append(f"Ignored (hidden, not images, or outside class folders): {len(result.ignored)}")
     lines += [f"Warning: {message}" for message in result.warnings]
     lines.append(f"Fingerprint: {result.fingerprint}")

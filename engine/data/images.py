@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
+from engine.data.jpeg_check import jpeg_problem
+
 # Our own ``max_pixels`` check replaces Pillow's warning (emitted at the same threshold), which
 # would otherwise go to stderr once per large image.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
@@ -76,6 +78,7 @@ class ImageInfo:
     frames: int
     orientation: int
     fast_decodable: bool  # plain 8-bit RGB/gray JPEG or PNG, upright: tf.io.decode_image gives the same pixels
+    damage: str = ""  # a JPEG that decodes but is damaged ("Corrupt JPEG data"): what is wrong, else ""
 
 
 # Files fully decoded by inspect_image, keyed by path, with the (size, mtime) they had then.
@@ -249,7 +252,8 @@ def inspect_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS)
     _load(path, image)  # before reading EXIF: Pillow's PNG getexif() loads and would hide a decode error
     orientation = _orientation(image)
     fast = _is_fast_decodable(image, orientation)
-    info = ImageInfo(width, height, info_mode, info_format, getattr(image, "n_frames", 1), orientation, fast)
+    damage = (jpeg_problem(data) or "") if info_format == "JPEG" else ""
+    info = ImageInfo(width, height, info_mode, info_format, getattr(image, "n_frames", 1), orientation, fast, damage)
     if key is not None and key[0] == len(data):
         with _verified_lock:
             _verified[path] = (key[0], key[1], info)

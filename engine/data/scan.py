@@ -9,7 +9,9 @@ Two layouts are recognised:
   ``data/test/<class>/``; ``val``/``valid`` also name the validation subset).
 
 Every candidate image is fully decoded (a truncated file is caught here, not in epoch 7). Unusable
-files are listed with the reason and skipped; the scan never deletes, moves or modifies a file.
+files are listed with the reason and skipped; the scan never deletes, moves or modifies a file. A
+JPEG that decodes but is damaged (libjpeg's "Corrupt JPEG data", see ``engine.data.jpeg_check``) is
+kept and listed under ``decoded_with_warnings``.
 Hidden files (``.DS_Store``, ``Thumbs.db``, dotfiles), files that are not images and files outside a
 class folder are listed as ignored. A class folder with no usable image is left out with a warning.
 
@@ -54,7 +56,8 @@ _ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and he
 
 @dataclass(frozen=True)
 class FileIssue:
-    """An unusable file and why. ``kind`` is one of ``engine.data.images.ISSUE_KINDS``."""
+    """An unusable file and why (``kind`` is one of ``engine.data.images.ISSUE_KINDS``), or a kept file
+    that decoded with warnings (``kind`` "decoded-with-warnings")."""
 
     path: str
     reason: str
@@ -91,6 +94,7 @@ class ScanResult:
     size_summary: dict[str, Any]
     fingerprint: str
     warnings: list[str] = field(default_factory=list)
+    decoded_with_warnings: list[FileIssue] = field(default_factory=list)  # damaged but decodable: kept
 
     @property
     def num_images(self) -> int:
@@ -109,6 +113,7 @@ class ScanResult:
             "size_summary": self.size_summary,
             "fingerprint": self.fingerprint,
             "warnings": list(self.warnings),
+            "decoded_with_warnings": [asdict(issue) for issue in self.decoded_with_warnings],
         }
 
 
@@ -340,6 +345,10 @@ def scan(config: ScanConfig, emit: Sink = discard, cancel: CancelToken | None = 
         unusable=sorted(unusable, key=lambda issue: issue.path), ignored=sorted(ignored),
         size_summary=_size_summary([info for _, info in usable]),
         fingerprint=_fingerprint(layout, candidates), warnings=warnings,
+        decoded_with_warnings=sorted(
+            (FileIssue(c.path, f"corrupt JPEG data: {info.damage}",
+                       "decoded-with-warnings") for c, info in usable if info.damage),
+            key=lambda issue: issue.path),
     )
     for message in warnings:
         emit(Warning_(message))

@@ -46,6 +46,30 @@ def test_scan_shows_counts_unusable_file_and_split(tab, qtbot, shapes_with_bad_f
     assert context.settings.value("dataset/seed", 0, int) == 7
 
 
+def test_damaged_jpeg_is_listed_under_decoded_with_warnings_and_kept(tab, qtbot, shapes):
+    from imagegen import damaged_jpeg_bytes
+
+    damaged = shapes / "square" / "damaged.jpg"
+    damaged.write_bytes(damaged_jpeg_bytes())
+    original = damaged.read_bytes()
+    with qtbot.waitSignal(tab.done, timeout=30_000):
+        tab.open_folder(str(shapes))
+    assert tab.damaged_box.isVisible() and tab.damaged_box.title().startswith("Decoded with warnings")
+    assert tab.damaged_table.rowCount() == 1
+    assert tab.damaged_table.item(0, 0).text() == os.path.join("square", "damaged.jpg")
+    assert "corrupt JPEG data" in tab.damaged_table.item(0, 1).text()
+    assert tab.unusable_table.rowCount() == 0  # kept, not set aside
+    assert tab.chart.counts == {"circle": 12, "square": 13}
+    tab.class_combo.setCurrentIndex(1)
+    assert str(damaged) in tab.thumbnails.paths()
+    assert damaged.read_bytes() == original
+    # a clean folder hides the heading again
+    damaged.unlink()
+    with qtbot.waitSignal(tab.done, timeout=30_000):
+        tab.rescan()
+    assert not tab.damaged_box.isVisible() and tab.damaged_table.rowCount() == 0
+
+
 def test_thumbnails_load_lazily_off_the_gui_thread(tab, qtbot, shapes):
     with qtbot.waitSignal(tab.done, timeout=30_000):
         tab.open_folder(str(shapes))
