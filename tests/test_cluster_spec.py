@@ -8,6 +8,8 @@ import os
 import shutil
 from types import SimpleNamespace
 
+from pathlib import Path
+
 import pytest
 
 from engine.errors import InvalidSetting
@@ -108,10 +110,23 @@ def test_only_the_chief_uses_the_run_folder(tmp_path):
     assert other.name == "worker-1" and tmp_path / "run" not in other.parents and restarted == other
 
 
-def test_cluster_run_needs_an_out_folder_and_no_mirrored(tmp_path):
+def test_without_out_every_worker_names_the_same_run_folder_on_every_restart(tmp_path):
+    """`convscope train --data D --cluster ... --task N` as the issue writes it, with no --out: the
+    run folder follows from the shared settings, not from the time or the machine."""
+    chief, other = ClusterSpec.parse("h1:1,h2:2", 0), ClusterSpec.parse("h1:7,h2:8", 1)
+    runs = tmp_path / "runs"
+    first = ClusterTrainConfig(TrainConfig(data=str(tmp_path / "a"), runs_root=str(runs)), chief).with_run_folder()
+    again = ClusterTrainConfig(TrainConfig(data=str(tmp_path / "b"), runs_root=str(runs)), other).with_run_folder()
+    assert Path(first.train.out).parent == runs and Path(first.train.out).name.startswith("cluster-scratch-")
+    assert first.train.out == again.train.out  # another data path and other ports: the same run
+    changed = ClusterTrainConfig(TrainConfig(data=str(tmp_path), runs_root=str(runs), epochs=3), chief)
+    assert changed.with_run_folder().train.out != first.train.out  # other settings: another run
+    given = ClusterTrainConfig(TrainConfig(data=str(tmp_path), out=str(tmp_path / "mine")), chief)
+    assert given.with_run_folder().train.out == str(tmp_path / "mine")
+
+
+def test_cluster_run_needs_no_mirrored(tmp_path):
     spec = ClusterSpec.parse("h1:1,h2:2", 0)
-    with pytest.raises(InvalidSetting, match="needs --out"):
-        ClusterTrainConfig(TrainConfig(data=str(tmp_path)), spec).validate()
     with pytest.raises(InvalidSetting, match="--distribute mirrored cannot be combined"):
         ClusterTrainConfig(TrainConfig(data=str(tmp_path), out=str(tmp_path / "r"), distribute="mirrored"),
                            spec).validate()

@@ -159,7 +159,8 @@ def _add_train(subparsers) -> None:
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--cluster", metavar="HOST:PORT,...", help="train on several machines "
-                       "(MultiWorkerMirroredStrategy): every worker's address, the chief first; needs --task, --out")
+                       "(MultiWorkerMirroredStrategy): every worker's address, the chief first; needs --task (without --out the "
+                       "run folder is runs/cluster-<strategy>-<settings digest>, the same on every restart)")
     group.add_argument("--tf-config", metavar="FILE", help="the cluster and this task as a standard TF_CONFIG file")
     p.add_argument("--task", type=int, metavar="N", help="with --cluster: this machine's position in the list (0 = chief)")
     p.add_argument("--json-events", action="store_true", help="print one JSON event per line instead of progress text")

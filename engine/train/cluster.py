@@ -78,11 +78,23 @@ class ClusterTrainConfig:
     train: TrainConfig
     cluster: ClusterSpec
 
+    def with_run_folder(self) -> "ClusterTrainConfig":
+        """Without ``--out`` the run folder is named after the settings every worker shares
+        (``cluster-<strategy>-<digest>`` under the runs folder), so the same command, run again on
+        every machine, finds the run to resume; a dated name would differ on each restart."""
+        if self.train.out:
+            return self
+        from engine.paths import default_runs_dir  # noqa: PLC0415
+
+        root = Path(self.train.runs_root) if self.train.runs_root else default_runs_dir()
+        name = f"cluster-{self.train.strategy}-{settings_digest(self.train)[:8]}"
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, out=str(root / name)))
+
     def validate(self) -> None:
         self.cluster.validate()
         if not self.train.out:
-            raise InvalidSetting("a cluster run needs --out RUN_DIR",
-                                 "give the run folder on every worker (the chief writes it; a restart finds it)")
+            raise InvalidSetting("a cluster run needs its run folder", "pass --out RUN_DIR, or leave it out on "
+                                 "every worker for the default cluster-<strategy>-<settings> folder")
         if self.train.distribute != "default":
             raise InvalidSetting(f"--distribute {self.train.distribute} cannot be combined with --cluster",
                                  "leave it out: each worker of a cluster trains on all of its own GPUs")
@@ -125,6 +137,7 @@ def train_cluster(config: ClusterTrainConfig, emit: Sink = discard, cancel: Canc
     """Train as worker ``config.cluster.task`` of the cluster. Returns the engine's TrainResult."""
     from engine.train.lifecycle import prepare_split, resume, train  # noqa: PLC0415
 
+    config = config.with_run_folder()
     config.validate()
     spec = config.cluster
     cfg = config.train.resolved()
