@@ -112,26 +112,19 @@ def _base(seed: int = 1, size: int = 40) -> Image.Image:
     return draw_shape("circle", size, np.random.default_rng(seed))
 
 
+def _saved(relative: str, fmt: str, image: Callable[[], Image.Image] = _base) -> Callable[[Path], Path]:
+    """A writer that saves ``image()`` as ``folder/relative`` in ``fmt``."""
+    return lambda folder: save_image(image(), folder / relative, fmt)
+
+
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-
-def _write_grayscale(folder: Path) -> Path:
-    return save_image(_base().convert("L"), folder / "gray.png", "png")
 
 
 def _write_rgba(folder: Path) -> Path:
     image = _base().convert("RGBA")
     image.putalpha(128)
     return save_image(image, folder / "alpha.png", "png")
-
-
-def _write_palette(folder: Path) -> Path:
-    return save_image(_base().convert("P", palette=Image.Palette.ADAPTIVE), folder / "palette.png", "png")
-
-
-def _write_cmyk_jpeg(folder: Path) -> Path:
-    return save_image(_base().convert("CMYK"), folder / "cmyk.jpg", "jpg")
 
 
 def _write_png16(folder: Path) -> Path:
@@ -141,27 +134,11 @@ def _write_png16(folder: Path) -> Path:
     return path
 
 
-def _write_bmp(folder: Path) -> Path:
-    return save_image(_base(), folder / "plain.bmp", "bmp")
-
-
-def _write_webp(folder: Path) -> Path:
-    return save_image(_base(), folder / "plain.webp", "webp")
-
-
-def _write_gif(folder: Path) -> Path:
-    return save_image(_base().convert("P"), folder / "still.gif", "gif")
-
-
 def _write_animated_gif(folder: Path) -> Path:
     frames = [_base(seed).convert("P") for seed in (1, 2, 3)]
     path = folder / "animated.gif"
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
     return path
-
-
-def _write_tiff(folder: Path) -> Path:
-    return save_image(_base(), folder / "plain.tif", "tif")
 
 
 def _write_exif_rotated(folder: Path) -> Path:
@@ -181,33 +158,17 @@ def write_exif_rotated_jpeg(path: Path) -> Path:
     return path
 
 
-def _write_upper_case(folder: Path) -> Path:
-    return save_image(_base(), folder / "UPPER.JPG", "jpg")
-
-
-def _write_non_ascii(folder: Path) -> Path:
-    return save_image(_base(), folder / "chat noir été 猫.png", "png")
-
-
-def _write_one_pixel(folder: Path) -> Path:
-    return save_image(Image.new("RGB", (1, 1), (200, 10, 10)), folder / "one_pixel.png", "png")
-
-
-def _write_very_wide(folder: Path) -> Path:
-    return save_image(Image.new("RGB", (4000, 6), (10, 200, 10)), folder / "wide_4000x6.png", "png")
-
-
-def _write_nested(folder: Path) -> Path:
-    return save_image(_base(), folder / "deeper" / "still_deeper" / "nested.png", "png")
-
-
 ODD_FILE_WRITERS: dict[str, Callable[[Path], Path]] = {
-    "grayscale": _write_grayscale, "rgba": _write_rgba, "palette": _write_palette,
-    "cmyk-jpeg": _write_cmyk_jpeg, "png-16-bit": _write_png16, "bmp": _write_bmp, "webp": _write_webp,
-    "gif": _write_gif, "animated-gif": _write_animated_gif, "tiff": _write_tiff,
-    "exif-rotated": _write_exif_rotated, "upper-case-extension": _write_upper_case,
-    "non-ascii-and-spaces": _write_non_ascii, "one-pixel": _write_one_pixel, "4000x6": _write_very_wide,
-    "nested-sub-folder": _write_nested,
+    "grayscale": _saved("gray.png", "png", lambda: _base().convert("L")), "rgba": _write_rgba,
+    "palette": _saved("palette.png", "png", lambda: _base().convert("P", palette=Image.Palette.ADAPTIVE)),
+    "cmyk-jpeg": _saved("cmyk.jpg", "jpg", lambda: _base().convert("CMYK")), "png-16-bit": _write_png16,
+    "bmp": _saved("plain.bmp", "bmp"), "webp": _saved("plain.webp", "webp"),
+    "gif": _saved("still.gif", "gif", lambda: _base().convert("P")), "animated-gif": _write_animated_gif,
+    "tiff": _saved("plain.tif", "tif"), "exif-rotated": _write_exif_rotated,
+    "upper-case-extension": _saved("UPPER.JPG", "jpg"), "non-ascii-and-spaces": _saved("chat noir été 猫.png", "png"),
+    "one-pixel": _saved("one_pixel.png", "png", lambda: Image.new("RGB", (1, 1), (200, 10, 10))),
+    "4000x6": _saved("wide_4000x6.png", "png", lambda: Image.new("RGB", (4000, 6), (10, 200, 10))),
+    "nested-sub-folder": _saved("deeper/still_deeper/nested.png", "png"),
 }
 
 
