@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QUrl, Signal, Slot
+from PySide6.QtCore import QUrl, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.context import AppContext
 from app.jobs import JobHandle
+from app.tabs.engine_job_tab import EngineJobTab
 from app.widgets.job_progress import JobProgress
 
 GROUP = "study"
@@ -24,15 +25,13 @@ COLUMNS = ("rung", "status", "test accuracy", "95% CI", "per-class F1", "epochs"
 RUNG_NAMES = ("scratch", "scratch+aug", "features", "features-augmented", "finetune")
 
 
-class StudyTab(QWidget):
+class StudyTab(EngineJobTab):
     title = "Study"
-    done = Signal()  # a study job ended (any outcome)
+    group = GROUP
     job_target = "engine.study.job:run"  # what the child process runs (tests point it at a tiny study)
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.context = context
-        self._job: JobHandle | None = None
+        super().__init__(context, parent)
         self.folder: str | None = None
         layout = QVBoxLayout(self)
         self.intro = QLabel("Load a dataset on the Dataset tab, then run the study: scratch, scratch with "
@@ -137,16 +136,7 @@ class StudyTab(QWidget):
         for row in range(len(RUNG_NAMES)):
             for column in range(1, len(COLUMNS)):
                 self._set(row, column, "pending" if column == 1 else "")
-        self._job = self.context.runner.start_process("Study", self.job_target, (config,), group=GROUP)
-        self._job.engine_event.connect(self._on_event)
-        self._job.finished.connect(self._on_finished)
-        self._job.ended.connect(self._on_ended)
-        self._set_busy(True)
-        return self._job
-
-    @Slot()
-    def cancel(self) -> None:
-        self.context.runner.cancel_group(GROUP)
+        return self._watch(self.context.runner.start_process("Study", self.job_target, (config,), group=GROUP))
 
     @Slot(object)
     def _on_finished(self, result) -> None:

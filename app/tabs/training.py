@@ -6,11 +6,12 @@ The settings form is :class:`app.tabs.training_form.TrainingForm`, the runs list
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QListWidget, QSplitter, QVBoxLayout, QWidget
 
 from app.context import AppContext
 from app.jobs import JobHandle
+from app.tabs.engine_job_tab import EngineJobTab
 from app.tabs.training_form import TrainingForm
 from app.widgets.cluster_panel import ClusterPanel
 from app.widgets.job_progress import JobProgress
@@ -21,14 +22,12 @@ from engine.outcome import Outcome
 GROUP = "training"
 
 
-class TrainingTab(QWidget):
+class TrainingTab(EngineJobTab):
     title = "Training"
-    done = Signal()  # a training job ended (any outcome)
+    group = GROUP
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.context = context
-        self._job: JobHandle | None = None
+        super().__init__(context, parent)
         self.current_run: str | None = None
         self.event_count = 0
         self.form = TrainingForm(context, self)
@@ -141,20 +140,12 @@ class TrainingTab(QWidget):
         self._losses, self._hinted = [], False
         self.status_label.setText("Preparing…")
         if isinstance(job, tuple):  # (target, args): a job process
-            self._job = self.context.runner.start_process(name, job[0], job[1], group=GROUP)
+            handle = self.context.runner.start_process(name, job[0], job[1], group=GROUP)
         else:
-            self._job = self.context.runner.start(name, job, group=GROUP)
-        self._job.close_question = ("Training is running — stop it and keep last.keras?\n\n"
-                                    "The run can be resumed later from the Training tab's runs list.")
-        self._job.engine_event.connect(self._on_event)
-        self._job.finished.connect(self._on_finished)
-        self._job.ended.connect(self._on_ended)
-        self._set_busy(True)
-        return self._job
-
-    @Slot()
-    def cancel(self) -> None:
-        self.context.runner.cancel_group(GROUP)
+            handle = self.context.runner.start(name, job, group=GROUP)
+        handle.close_question = ("Training is running — stop it and keep last.keras?\n\n"
+                                 "The run can be resumed later from the Training tab's runs list.")
+        return self._watch(handle)
 
     @Slot(object)
     def _on_event(self, event) -> None:
