@@ -52,15 +52,20 @@ def _image(seed=0):
     return np.random.default_rng(seed).uniform(0, 255, (SIZE, SIZE, 3)).astype("float32")
 
 
+def _activations_score_gradients(feature_model, head_fn, image, score_fn):
+    """The feature map of ``image``, the class score from it and the score's gradient on the map."""
+    t = tf()
+    with t.GradientTape() as tape:
+        acts = feature_model(t.constant(image[None]))
+        tape.watch(acts)
+        score = score_fn(head_fn(acts))
+    return acts, score, tape.gradient(score, acts)
+
+
 def _reference_gradcam(feature_model, head_fn, image, score_fn):
     """The straightforward computation: two explicit sub-models and a GradientTape."""
     t = tf()
-    x = t.constant(image[None])
-    with t.GradientTape() as tape:
-        acts = feature_model(x)
-        tape.watch(acts)
-        score = score_fn(head_fn(acts))
-    grads = tape.gradient(score, acts)
+    acts, score, grads = _activations_score_gradients(feature_model, head_fn, image, score_fn)
     weights = t.reduce_mean(grads, axis=(0, 1, 2))
     cam = t.reduce_sum(acts[0] * weights, axis=-1).numpy()
     cam = np.maximum(cam, 0)
@@ -369,14 +374,9 @@ def test_softmax_probability_target_when_softmax_is_a_separate_layer():
 def _reference_gradcam_plus_plus(feature_model, head_fn, image, score_fn):
     """Chattopadhay et al.'s closed form written out: alpha = g² / (2g² + Σ_ab A · g³), weights =
     Σ_ij alpha · ReLU(g) — computed per element in float64 loops over channels, not the engine's code."""
-    t = tf()
-    x = t.constant(image[None])
-    with t.GradientTape() as tape:
-        acts = feature_model(x)
-        tape.watch(acts)
-        score = score_fn(head_fn(acts))
+    acts, _, grads = _activations_score_gradients(feature_model, head_fn, image, score_fn)
     a = np.asarray(acts, np.float64)[0]
-    g = np.asarray(tape.gradient(score, acts), np.float64)[0]
+    g = np.asarray(grads, np.float64)[0]
     cam = np.zeros(a.shape[:2])
     for k in range(a.shape[-1]):
         gk, total = g[..., k], a[..., k].sum()
@@ -411,6 +411,19 @@ def _scaled(raw):
     return raw / raw.max() if raw.max() > 0 else raw
 
 
+def _softmax_case(model_seed, image_seed):
+    """The softmax model, an image, the base's ``c2`` feature model, the head's GAP and Dense layers and
+    the model's input batch: what the softmax reference comparisons start from."""
+    from engine.inspect.layers import image_batch
+
+    model, base = _softmax_model(seed=model_seed)
+    image = _image(image_seed)
+    feature_model = keras().Model(base.inputs[0], base.get_layer("c2").output)
+    gap, dense = model.layers[2], model.layers[3]
+    batch, _ = image_batch(model, image)
+    return model, image, feature_model, gap, dense, batch
+
+
 @pytest.mark.parametrize("class_index", [0, 1])
 def test_gradcam_plus_plus_matches_reference_on_the_book_shape(class_index):
     from engine.inspect.cam import get_method
@@ -430,13 +443,8 @@ def test_gradcam_plus_plus_matches_reference_on_the_book_shape(class_index):
 
 def test_gradcam_plus_plus_matches_reference_on_a_softmax_logit():
     from engine.inspect.cam import get_method
-    from engine.inspect.layers import image_batch
 
-    model, base = _softmax_model(seed=13)
-    image = _image(14)
-    feature_model = keras().Model(base.inputs[0], base.get_layer("c2").output)
-    gap, dense = model.layers[2], model.layers[3]
-    batch, _ = image_batch(model, image)
+    model, image, feature_model, gap, dense, batch = _softmax_case(13, 14)
     for class_index in range(4):
         ref = _reference_gradcam_plus_plus(feature_model, lambda a: tf().matmul(gap(a), dense.kernel) + dense.bias,
                                            image, lambda z, c=class_index: z[:, c])
@@ -481,13 +489,8 @@ def test_scorecam_matches_reference(shape):
 
 def test_probability_target_differentiates_the_softmax_probability():
     from engine.inspect.cam import get_method
-    from engine.inspect.layers import image_batch
 
-    model, base = _softmax_model(seed=18)
-    image = _image(19)
-    feature_model = keras().Model(base.inputs[0], base.get_layer("c2").output)
-    gap, dense = model.layers[2], model.layers[3]
-    batch, _ = image_batch(model, image)
+    model, image, feature_model, gap, dense, batch = _softmax_case(18, 19)
     ref, _ = _reference_gradcam(feature_model, lambda a: dense(gap(a)), image, lambda p: p[:, 1])
     raw, _ = get_method("gradcam").raw_cam(model, batch, 1, "seq_base/c2", 0, target="probability")
     np.testing.assert_allclose(_scaled(raw), ref, atol=1e-5)
