@@ -79,22 +79,12 @@ class ExportDialog(QDialog):
         self.quantize_combo.currentIndexChanged.connect(self._update_destination)
         form.addRow("Quantization:", self.quantize_combo)
         self.destination_edit = QLineEdit()
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_destination)
-        row = QHBoxLayout()
-        row.addWidget(self.destination_edit, 1)
-        row.addWidget(browse)
-        form.addRow("Destination folder:", row)
+        form.addRow("Destination folder:", _with_browse(self.destination_edit, self._browse_destination))
         self.force_check = QCheckBox("Replace it if it exists (only once the new export passed its check)")
         form.addRow("", self.force_check)
         self.images_edit = QLineEdit()
         self.images_edit.setPlaceholderText("the run's test split" if self._is_run() else "required: a folder of images")
-        images_browse = QPushButton("Browse…")
-        images_browse.clicked.connect(self._browse_images)
-        images_row = QHBoxLayout()
-        images_row.addWidget(self.images_edit, 1)
-        images_row.addWidget(images_browse)
-        form.addRow("Check on images:", images_row)
+        form.addRow("Check on images:", _with_browse(self.images_edit, self._browse_images))
         layout.addLayout(form)
         note = QLabel("The export is loaded back in its own runtime and compared with the Keras model before it "
                       "is kept; a failed check is kept as <i>destination</i>.failed.")
@@ -215,3 +205,13 @@ class ExportDialog(QDialog):
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _with_browse(edit: QLineEdit, on_browse) -> QHBoxLayout:
+    """``edit`` with a "Browse…" button beside it that calls ``on_browse``."""
+    browse = QPushButton("Browse…")
+    browse.clicked.connect(on_browse)
+    row = QHBoxLayout()
+    row.addWidget(edit, 1)
+    row.addWidget(browse)
+    return row
