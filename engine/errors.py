@@ -6,6 +6,10 @@ Anything that is not a :class:`ConvScopeError` is a bug and is shown with its tr
 
 from __future__ import annotations
 
+from typing import Mapping, TypeVar
+
+_Entry = TypeVar("_Entry")
+
 
 class ConvScopeError(Exception):
     """Base class: ``message`` says what is wrong, ``hint`` what to do about it."""
@@ -25,6 +29,14 @@ class ConvScopeError(Exception):
 
 class InvalidSetting(ConvScopeError):
     """A configuration value is out of range or inconsistent."""
+
+
+def look_up(table: Mapping[str, _Entry], name: str, what: str) -> _Entry:
+    """``table[name]``, or :class:`InvalidSetting` "unknown WHAT 'NAME'" listing the names to choose from."""
+    try:
+        return table[name]
+    except KeyError:
+        raise InvalidSetting(f"unknown {what} '{name}'", f"choose one of: {', '.join(table)}") from None
 
 
 class DatasetError(ConvScopeError):

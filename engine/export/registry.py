@@ -13,7 +13,7 @@ import importlib
 from dataclasses import dataclass
 from types import ModuleType
 
-from engine.errors import InvalidSetting
+from engine.errors import InvalidSetting, look_up
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 
@@ -51,10 +51,7 @@ def format_names() -> list[str]:
 
 
 def get_format(name: str) -> ExportFormat:
-    try:
-        return FORMATS[name]
-    except KeyError:
-        raise InvalidSetting(f"unknown export format '{name}'", f"choose one of: {', '.join(FORMATS)}") from None
+    return look_up(FORMATS, name, "export format")
 
 
 def check_quantization(fmt: ExportFormat, quantize: str) -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.errors import InvalidSetting
+from engine.errors import InvalidSetting, look_up
 from engine.tf_runtime import keras
 
 
@@ -82,12 +82,7 @@ def preset_names() -> list[str]:
 
 
 def get_preset(name: str) -> PresetInfo:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise InvalidSetting(
-            f"unknown preset '{name}'", f"choose one of: {', '.join(PRESETS)}"
-        ) from None
+    return look_up(PRESETS, name, "preset")
 
 
 def default_learning_rate(strategy: str, preset: str = "book-scratch", recipe: str = "default") -> float:
