@@ -15,12 +15,12 @@ rung uses the study's one frozen split, so all five are judged on the same test 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import DatasetError, InvalidSetting
+from engine.train.config import SavedConfig
 
 PROFILES = ("quick", "full")
 RUNGS = ("scratch", "scratch+aug", "features", "features-augmented", "finetune")
@@ -36,7 +36,7 @@ QUICK_SIZE = 96
 
 
 @dataclass(frozen=True)
-class StudyConfig:
+class StudyConfig(SavedConfig):
     """Settings of one study. ``resume``: the folder of an interrupted study to continue (its own
     settings are used; ``data`` may be left empty). The last four fields are for tests and benchmarks
     (not on the command line): ``max_epochs`` caps every rung, ``image_size`` replaces the profile's,
@@ -73,14 +73,6 @@ class StudyConfig:
                                  "choose another --out, or continue it with --resume")
         if self.max_epochs is not None and self.max_epochs < 1:
             raise InvalidSetting(f"max epochs {self.max_epochs} is invalid", "use at least 1")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "StudyConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def rung_folder_name(index: int, rung: str) -> str:

@@ -11,7 +11,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.errors import DatasetError, InvalidSetting
 
@@ -29,8 +29,26 @@ STRATEGY_HELP = {
 }
 
 
+class SavedConfig:
+    """A config dataclass that is saved as JSON: ``to_dict()`` and back with ``from_dict(data)``.
+
+    ``from_dict`` skips keys the dataclass no longer has, so files written by another version load.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[_Config], data: dict[str, Any]) -> _Config:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+_Config = TypeVar("_Config", bound=SavedConfig)
+
+
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(SavedConfig):
     """Settings of one training run. ``None`` means "the strategy's default" (see :meth:`resolved`).
 
     - ``data``: a folder of class folders, or one with train/validation/test subfolders.
@@ -196,15 +214,6 @@ class TrainConfig:
             check_writable(out, "run folder")
         if self.runs_root is not None:
             check_writable(Path(self.runs_root), "runs folder")
-
-    # ----------------------------------------------------------------- (de)serialisation
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def _is_int(value: Any) -> bool:
