@@ -67,15 +67,11 @@ class TrainingForm(QGroupBox):
                                                 for name, info in PRESETS.items()])
         self.preset_combo.currentIndexChanged.connect(self._show_default_size)
         form.addRow("Model preset", self.preset_combo)
-        self.epochs_spin = QSpinBox()
-        self.epochs_spin.setRange(1, 1000)
+        self.epochs_spin = _spin(1, 1000)
         form.addRow("Epochs", self.epochs_spin)
-        self.batch_spin = QSpinBox()
-        self.batch_spin.setRange(1, 4096)
+        self.batch_spin = _spin(1, 4096)
         form.addRow("Batch size", self.batch_spin)
-        self.size_spin = QSpinBox()
-        self.size_spin.setRange(0, 1024)
-        self.size_spin.setSpecialValueText("default")
+        self.size_spin = _spin(0, 1024, zero_means="default")
         self.size_spin.setSuffix(" px")
         form.addRow("Image size", self.size_spin)
         self.lr_edit = QLineEdit()
@@ -94,9 +90,7 @@ class TrainingForm(QGroupBox):
         self.finetune_combo.addItem("base default", None)
         self.finetune_combo.setToolTip("The layer of the base that fine-tuning unfreezes from")
         form.addRow("Fine-tune from", self.finetune_combo)
-        self.limit_spin = QSpinBox()
-        self.limit_spin.setRange(0, 100000)
-        self.limit_spin.setSpecialValueText("all")
+        self.limit_spin = _spin(0, 100000, zero_means="all")
         self.limit_spin.setToolTip("Use at most this many images per class (quick experiments)")
         form.addRow("Images per class", self.limit_spin)
         self.precision_combo = self._precision_combo()
@@ -372,3 +366,12 @@ class TrainingForm(QGroupBox):
                                 f"{len(scan.classes)} classes ({', '.join(scan.classes[:6])}"
                                 f"{'…' if len(scan.classes) > 6 else ''})")
         self.data_label.setToolTip(scan.root)
+
+
+def _spin(low: int, high: int, zero_means: str = "") -> QSpinBox:
+    """A spin box from ``low`` to ``high``; ``zero_means`` is what it shows at 0 (0 = unset)."""
+    spin = QSpinBox()
+    spin.setRange(low, high)
+    if zero_means:
+        spin.setSpecialValueText(zero_means)
+    return spin
