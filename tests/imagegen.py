@@ -106,6 +106,15 @@ def file_hashes(root: str | Path) -> dict[str, str]:
     }
 
 
+
+def write_square_photo(folder: Path) -> str:
+    """``folder/square.png``: a 44x36 dark photo with a yellow square, not the model's input size."""
+    pixels = np.full((36, 44, 3), 30, np.uint8)
+    pixels[8:28, 10:30] = (240, 220, 40)
+    path = Path(folder) / "square.png"
+    Image.fromarray(pixels).save(path)
+    return str(path)
+
 # ---- odd but usable files: each writes one file into a class folder and returns its path ----------
 
 def _base(seed: int = 1, size: int = 40) -> Image.Image:

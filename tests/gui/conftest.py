@@ -113,3 +113,23 @@ def shapes(tmp_path):
     from imagegen import make_shapes_dataset
 
     return make_shapes_dataset(tmp_path / "shapes", per_class=12, size=48)
+
+
+@pytest.fixture
+def image_path(tmp_path):
+    """A 44x36 photo with a yellow square (tmp_path/square.png), to explain or predict."""
+    from imagegen import write_square_photo
+
+    return write_square_photo(tmp_path)
+
+
+@pytest.fixture
+def job_until_cancelled():
+    """A job (``emit, cancel -> None``) that idles until it is cancelled, to cancel from the GUI."""
+    import time
+
+    def job(emit, cancel):
+        while not cancel.cancelled:
+            time.sleep(0.002)
+
+    return job

@@ -149,16 +149,11 @@ def test_closing_the_window_during_a_job_exits_cleanly(window, qtbot):
     assert handle.outcome == "cancelled"
 
 
-def test_escape_cancels_the_current_tabs_job(window, qtbot):
+def test_escape_cancels_the_current_tabs_job(window, qtbot, job_until_cancelled):
     from PySide6.QtCore import Qt
 
-    def job(emit, cancel):
-        while not cancel.cancelled:
-            time.sleep(0.005)
-        return None
-
     window.show_tab("Training")
-    handle = window.context.runner.start("Training", job, group="training")
+    handle = window.context.runner.start("Training", job_until_cancelled, group="training")
     with qtbot.waitSignal(handle.cancelled, timeout=3_000):
         qtbot.keyClick(window, Qt.Key.Key_Escape)
 

@@ -28,15 +28,6 @@ def _imagenet_like():
                          input_size=32, source="fcn")
 
 
-@pytest.fixture
-def image_path(tmp_path):
-    pixels = np.full((36, 44, 3), 30, np.uint8)
-    pixels[8:28, 10:30] = (240, 220, 40)
-    path = tmp_path / "square.png"
-    Image.fromarray(pixels).save(path)
-    return str(path)
-
-
 def test_overlay_is_shown_and_opacity_reblends_without_recomputing(qtbot, context, image_path, tmp_path, open_tab):
     tab = open_tab(GradCamTab)
     context.set_model(_run(_three_way(), ["ant", "bee", "cat"]))

@@ -88,13 +88,8 @@ def test_cancel_ends_in_cancelled(runner, qtbot):
     assert handle.outcome == "cancelled"
 
 
-def test_same_group_cancels_the_previous_job(runner, qtbot):
-    def job(emit, cancel):
-        while not cancel.cancelled:
-            time.sleep(0.001)
-        return None
-
-    first = runner.start("a", job, group="tab")
+def test_same_group_cancels_the_previous_job(runner, qtbot, job_until_cancelled):
+    first = runner.start("a", job_until_cancelled, group="tab")
     second = runner.start("b", lambda emit, cancel: "second", group="tab")
     with qtbot.waitSignals([first.ended, second.finished], timeout=5_000):
         pass

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from imagegen import write_square_photo
+
 pytestmark = pytest.mark.gui
 
 
@@ -73,22 +75,11 @@ def _explain(window, qtbot, tmp_path, class_text: str):
     gradcam = window.show_tab("Grad-CAM")
     window.context.set_model(_three_classes())
     with qtbot.waitSignal(gradcam.done, timeout=60_000):
-        gradcam.show_image(_photo(tmp_path))
+        gradcam.show_image(write_square_photo(tmp_path))
     gradcam.class_edit.setText(class_text)
     with qtbot.waitSignal(gradcam.done, timeout=60_000):
         gradcam.run_button.click()
     return gradcam
-
-
-def _photo(tmp_path):
-    import numpy as np
-    from PIL import Image
-
-    pixels = np.full((36, 44, 3), 30, np.uint8)
-    pixels[8:28, 10:30] = (240, 220, 40)
-    path = tmp_path / "square.png"
-    Image.fromarray(pixels).save(path)
-    return str(path)
 
 
 def test_a_model_loaded_elsewhere_does_not_rerun_the_hidden_gradcam_tab(tf_context, window, qtbot, tmp_path, errors):
@@ -278,7 +269,7 @@ def test_small_probabilities_are_readable_and_the_two_answers_are_explained(tf_c
                              name="tiny64")
     tf_context.set_model(loaded(model, ["ant", "bee", "cat"], kind="run", input_size=64))
     with qtbot.waitSignal(gradcam.done, timeout=60_000):
-        gradcam.show_image(_photo(tmp_path))
+        gradcam.show_image(write_square_photo(tmp_path))
     text = gradcam.info.text()
     assert "sees the image as 2×2 cells" in text and "earlier layer, e.g. conv3" in text  # 8×8: the deepest with detail
     imagenet = loaded(convnet("fcn", (6,), 4, seed=4, head="probs"), ["a", "b", "c", "d"], kind="imagenet",
@@ -333,7 +324,7 @@ def test_demo_dataset_from_the_file_menu_and_dialogs_remember_their_folder(tf_co
 
     photos = tmp_path / "photos"
     photos.mkdir()
-    first, second = _photo(photos), str(photos / "second.png")
+    first, second = write_square_photo(photos), str(photos / "second.png")
     starts = []
 
     def fake_dialog(parent, title, start, filters):
