@@ -19,19 +19,12 @@ KINDS = ("scratch-aug", "frozen-base", "finetuned")
 
 
 def build_norm_base(include_top: bool = False, input_size: int | None = None):
-    from engine.tf_runtime import keras
+    from models import pretrained_like_base
 
-    k = keras()
-    size = input_size or 48
-    init = k.initializers.GlorotUniform(seed=3)
-    inputs = k.Input(shape=(size, size, 3), name="input_layer")
-    x = k.layers.Normalization(mean=[120.0, 115.0, 100.0], variance=[3600.0, 3500.0, 3400.0], name="normalization")(inputs)
-    x = k.layers.Conv2D(8, 3, activation="relu", padding="same", kernel_initializer=init, name="conv1")(x)
-    x = k.layers.BatchNormalization(name="bn1")(x)
-    x = k.layers.MaxPooling2D(4, name="pool1")(x)
-    x = k.layers.Conv2D(8, 3, activation="relu", padding="same", kernel_initializer=init, name="conv2")(x)
-    x = k.layers.MaxPooling2D(4, name="pool2")(x)
-    return k.Model(inputs, x, name="tiny_norm_base")
+    return pretrained_like_base(
+        "tiny_norm_base", input_size or 48, seed=3, first_pool=4,
+        preprocess=lambda k: k.layers.Normalization(mean=[120.0, 115.0, 100.0], variance=[3600.0, 3500.0, 3400.0],
+                                                    name="normalization"))
 
 
 def register() -> None:

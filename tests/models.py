@@ -2,7 +2,8 @@
 
 ``convnet`` is the small Sequential of the inspection tests (conv_a, conv_b, a head), ``book_nested``
 the book's shape (a conv base nested in a Sequential), ``branchy`` a functional model with an
-Inception-style branch and a residual addition, ``loaded`` wraps a model the way the app's loader does.
+Inception-style branch and a residual addition, ``loaded`` wraps a model the way the app's loader does,
+``pretrained_like_base`` is the two-conv "pretrained" base the registered test bases build.
 """
 
 from __future__ import annotations
@@ -66,3 +67,21 @@ def loaded(model, class_names=None, *, kind: str = "file", input_size: int | Non
 
     return LoadedModel(model=model, class_names=class_names, kind=kind, input_size=input_size, label=model.name,
                        source=source or f"{model.name}.keras")
+
+
+def pretrained_like_base(name: str, size: int, *, seed: int, first_pool: int, preprocess):
+    """A random conv base shaped like a pretrained one: ``input_layer`` → ``preprocess(keras)`` (a
+    Rescaling or Normalization layer) → conv1 → bn1 → pool1 (``first_pool``) → conv2 → pool2 (4),
+    convs of 8 3×3 ReLU filters with Glorot weights of ``seed``."""
+    from engine.tf_runtime import keras
+
+    k = keras()
+    init = k.initializers.GlorotUniform(seed=seed)
+    inputs = k.Input(shape=(size, size, 3), name="input_layer")
+    x = preprocess(k)(inputs)
+    x = k.layers.Conv2D(8, 3, activation="relu", padding="same", kernel_initializer=init, name="conv1")(x)
+    x = k.layers.BatchNormalization(name="bn1")(x)
+    x = k.layers.MaxPooling2D(first_pool, name="pool1")(x)
+    x = k.layers.Conv2D(8, 3, activation="relu", padding="same", kernel_initializer=init, name="conv2")(x)
+    x = k.layers.MaxPooling2D(4, name="pool2")(x)
+    return k.Model(inputs, x, name=name)

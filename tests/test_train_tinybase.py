@@ -14,19 +14,10 @@ NAME = "tiny-base"
 
 
 def build_tiny_base(include_top: bool = False, input_size: int | None = None):
-    from engine.tf_runtime import keras
+    from models import pretrained_like_base
 
-    k = keras()
-    size = input_size or 32
-    init = k.initializers.GlorotUniform(seed=7)
-    inputs = k.Input(shape=(size, size, 3), name="input_layer")
-    x = k.layers.Rescaling(1.0 / 255, name="rescaling")(inputs)
-    x = k.layers.Conv2D(8, 3, activation="relu", padding="same", kernel_initializer=init, name="conv1")(x)
-    x = k.layers.BatchNormalization(name="bn1")(x)
-    x = k.layers.MaxPooling2D(2, name="pool1")(x)
-    x = k.layers.Conv2D(8, 3, activation="relu", padding="same", kernel_initializer=init, name="conv2")(x)
-    x = k.layers.MaxPooling2D(4, name="pool2")(x)
-    return k.Model(inputs, x, name="tiny_base")
+    return pretrained_like_base("tiny_base", input_size or 32, seed=7, first_pool=2,
+                                preprocess=lambda k: k.layers.Rescaling(1.0 / 255, name="rescaling"))
 
 
 def register() -> None:
