@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QUrl, Signal, Slot
+from PySide6.QtCore import Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
@@ -33,7 +33,7 @@ from app.widgets.augment_preview import AugmentationPreview
 from app.widgets.job_progress import JobProgress
 from app.widgets.tables import read_only_table
 from app.widgets.plots import ClassCountChart
-from app.widgets.thumbnails import ThumbnailModel, caption_for
+from app.widgets.thumbnails import ThumbnailModel, caption_for, path_slot, thumbnail_view
 
 @dataclass
 class DatasetViewModel:
@@ -151,17 +151,10 @@ class DatasetTab(QWidget):
         class_row.addWidget(self.class_combo, 1)
         middle_layout.addLayout(class_row)
         self.thumbnails = ThumbnailModel(self)
-        self.thumb_view = QListView()
-        self.thumb_view.setViewMode(QListView.ViewMode.IconMode)
-        self.thumb_view.setIconSize(QSize(96, 96))
-        self.thumb_view.setUniformItemSizes(True)
-        self.thumb_view.setResizeMode(QListView.ResizeMode.Adjust)
-        self.thumb_view.setMovement(QListView.Movement.Static)
+        self.thumb_view = thumbnail_view(self.thumbnails, self.context.image_chosen.emit)
         self.thumb_view.setLayoutMode(QListView.LayoutMode.Batched)
         self.thumb_view.setBatchSize(200)
-        self.thumb_view.setModel(self.thumbnails)
-        self.thumb_view.doubleClicked.connect(self._thumbnail_activated)
-        self.thumb_view.clicked.connect(self._thumbnail_clicked)
+        self.thumb_view.clicked.connect(path_slot(self.set_preview_image))
         middle_layout.addWidget(self.thumb_view, 1)
         splitter.addWidget(middle)
 
@@ -297,18 +290,6 @@ class DatasetTab(QWidget):
             f"train {len(split.train)} · validation {len(split.validation)} · test {len(split.test)}{note}")
 
     # ---- thumbnails
-    @Slot()
-    def _thumbnail_clicked(self, index) -> None:
-        path = index.data(ThumbnailModel.PathRole)
-        if path:
-            self.set_preview_image(path)
-
-    @Slot()
-    def _thumbnail_activated(self, index) -> None:
-        path = index.data(ThumbnailModel.PathRole)
-        if path:
-            self.context.image_chosen.emit(path)
-
     def set_preview_image(self, path: str) -> None:
         self.preview.set_image(path)
 

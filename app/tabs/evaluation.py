@@ -8,7 +8,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QSize, Qt, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QListView,
     QPushButton,
     QSplitter,
     QTableWidget,
@@ -33,7 +32,7 @@ from app.widgets.class_explanation import class_explanation_buttons, open_class_
 from app.widgets.job_progress import JobProgress
 from app.widgets.tables import read_only_table
 from app.widgets.predict_panel import PredictPanel
-from app.widgets.thumbnails import ThumbnailModel
+from app.widgets.thumbnails import ThumbnailModel, thumbnail_view
 
 GROUP = "evaluation"
 
@@ -142,14 +141,7 @@ class EvaluationTab(QWidget):
         self.gallery_label.setWordWrap(True)
         gallery_layout.addWidget(self.gallery_label)
         self.gallery = ThumbnailModel(self, size=112)
-        self.gallery_view = QListView()
-        self.gallery_view.setViewMode(QListView.ViewMode.IconMode)
-        self.gallery_view.setIconSize(QSize(112, 112))
-        self.gallery_view.setUniformItemSizes(True)
-        self.gallery_view.setResizeMode(QListView.ResizeMode.Adjust)
-        self.gallery_view.setMovement(QListView.Movement.Static)
-        self.gallery_view.setModel(self.gallery)
-        self.gallery_view.doubleClicked.connect(self._gallery_activated)
+        self.gallery_view = thumbnail_view(self.gallery, self.show_cam)
         self.gallery_view.selectionModel().currentChanged.connect(self._update_cam_button)
         gallery_layout.addWidget(self.gallery_view, 1)
         cam_row = QHBoxLayout()
@@ -372,12 +364,6 @@ class EvaluationTab(QWidget):
     @Slot()
     def _update_cam_button(self, *_args) -> None:
         self.cam_button.setEnabled(self.gallery_view.currentIndex().isValid())
-
-    @Slot()
-    def _gallery_activated(self, index) -> None:
-        path = index.data(ThumbnailModel.PathRole)
-        if path:
-            self.show_cam(path)
 
     @Slot()
     def cam_selected(self) -> None:

@@ -22,6 +22,7 @@ from PySide6.QtCore import (
     Slot,
 )
 from PySide6.QtGui import QColor, QIcon, QImage, QImageReader, QPixmap
+from PySide6.QtWidgets import QListView
 
 THUMB_SIZE = 96
 CACHE_SIZE = 3000
@@ -158,3 +159,27 @@ class ThumbnailModel(QAbstractListModel):
 def caption_for(path: str) -> str:
     name = os.path.basename(path)
     return name if len(name) <= 18 else name[:8] + "…" + name[-8:]
+
+
+def thumbnail_view(model: ThumbnailModel, on_open) -> QListView:
+    """A grid of ``model``'s thumbnails; double-clicking one calls ``on_open(path)``."""
+    view = QListView()
+    view.setViewMode(QListView.ViewMode.IconMode)
+    view.setIconSize(QSize(model._size, model._size))
+    view.setUniformItemSizes(True)
+    view.setResizeMode(QListView.ResizeMode.Adjust)
+    view.setMovement(QListView.Movement.Static)
+    view.setModel(model)
+    view.doubleClicked.connect(path_slot(on_open))
+    return view
+
+
+def path_slot(action):
+    """A slot for a view's ``clicked`` / ``doubleClicked``: ``action(path)`` of the thumbnail there, if any."""
+
+    def slot(index: QModelIndex) -> None:
+        path = index.data(ThumbnailModel.PathRole)
+        if path:
+            action(path)
+
+    return slot
