@@ -39,6 +39,12 @@ def look_up(table: Mapping[str, _Entry], name: str, what: str) -> _Entry:
         raise InvalidSetting(f"unknown {what} '{name}'", f"choose one of: {', '.join(table)}") from None
 
 
+def check_at_least(what: str, value: int, minimum: int = 1) -> None:
+    """:class:`InvalidSetting` "WHAT VALUE must be at least MINIMUM" when ``value`` is below ``minimum``."""
+    if value < minimum:
+        raise InvalidSetting(f"{what} {value} must be at least {minimum}")
+
+
 class DatasetError(ConvScopeError):
     """A dataset folder cannot be used (missing, empty, one class...)."""
 

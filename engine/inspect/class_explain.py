@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import atomic
-from engine.errors import DatasetError, InvalidSetting
+from engine.errors import DatasetError, InvalidSetting, check_at_least
 from engine.events import CancelToken, Progress, Sink, Status, discard
 from engine.inspect.cam import METHODS, overlay, resize_heatmap
 
@@ -43,8 +43,7 @@ class ClassExplainConfig:
             raise InvalidSetting(f"unknown method '{self.method}'", "choose one of: " + ", ".join(METHODS))
         if not 2 <= self.steps <= 100:
             raise InvalidSetting(f"steps {self.steps} out of range", "use 2 to 100 steps per curve")
-        if self.limit < 1:
-            raise InvalidSetting(f"limit {self.limit} must be at least 1")
+        check_at_least("limit", self.limit)
 
 
 @dataclass(frozen=True)

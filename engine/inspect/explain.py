@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.errors import InvalidSetting
+from engine.errors import InvalidSetting, check_at_least
 from engine.inspect.cam import METHODS, TARGETS, CamResult, class_count, compute_cam, resize_heatmap
 from engine.inspect.layers import build_tap_model, fixed_image_size, model_cache
 
@@ -52,8 +52,7 @@ class ExplainRequest:
             raise InvalidSetting(f"unknown input '{self.input}'", "choose one of: " + ", ".join(INPUTS))
         if self.target not in TARGETS:
             raise InvalidSetting(f"unknown target '{self.target}'", "choose one of: " + ", ".join(TARGETS))
-        if self.top_k < 1:
-            raise InvalidSetting(f"top-k {self.top_k} must be at least 1")
+        check_at_least("top-k", self.top_k)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.errors import InvalidSetting
+from engine.errors import InvalidSetting, check_at_least
 from engine.inspect import imputation
 from engine.inspect.cam.methods import INPUT, build_passes
 
@@ -42,8 +42,7 @@ class FaithfulnessConfig:
     def validate(self) -> None:
         if not 2 <= self.steps <= 200:
             raise InvalidSetting(f"faithfulness steps {self.steps} out of range", "use 2 to 200 steps")
-        if self.batch_size < 1:
-            raise InvalidSetting(f"batch size {self.batch_size} must be at least 1")
+        check_at_least("batch size", self.batch_size)
 
 
 @dataclass(frozen=True)
