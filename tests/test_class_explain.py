@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from imagegen import make_shapes_dataset
+from quick_runs import trained_three_shapes
 
 from engine.cli import main
 
@@ -19,14 +18,8 @@ pytestmark = pytest.mark.slow  # trains a small run
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    from engine.train.config import TrainConfig
-    from engine.train.strategies import train
-
-    root = tmp_path_factory.mktemp("class_explain")
-    data = make_shapes_dataset(root / "shapes", per_class=20, size=48, classes=("circle", "square", "triangle"))
-    result = train(TrainConfig(data=str(data), image_size=48, batch_size=8, epochs=3, patience=0,
-                               learning_rate=1e-3, out=str(root / "run"), tensorboard=False))
-    return Path(result.run_dir)
+    run_dir, _ = trained_three_shapes(tmp_path_factory.mktemp("class_explain"))
+    return run_dir
 
 
 def test_test_class_writes_the_mean_heatmap_and_a_gallery_weakest_first(trained_run, tmp_path, capsys):

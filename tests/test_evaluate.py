@@ -9,20 +9,15 @@ import numpy as np
 import pytest
 
 from imagegen import make_presplit_dataset, make_shapes_dataset
+from quick_runs import trained_three_shapes
 
 from engine.errors import DatasetError
-from engine.train.config import TrainConfig
 from engine.train.evaluate import class_scores, compute_metrics, evaluate
-from engine.train.strategies import train
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("eval")
-    data = make_shapes_dataset(root / "shapes", per_class=20, size=48, classes=("circle", "square", "triangle"))
-    result = train(TrainConfig(data=str(data), image_size=48, batch_size=8, epochs=3, patience=0,
-                               learning_rate=1e-3, out=str(root / "run"), tensorboard=False))
-    return Path(result.run_dir), data
+    return trained_three_shapes(tmp_path_factory.mktemp("eval"))
 
 
 def test_metrics_json_matches_the_test_split(trained_run):

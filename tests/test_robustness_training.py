@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 
 from imagegen import make_shapes_dataset
+from quick_runs import quick_config
 
 from engine.cli import main
 from engine.errors import DiskFullError
 from engine.events import CancelToken, CheckpointSaved, EpochEnded, RunFailed
 from engine.train import rundir
-from engine.train.config import TrainConfig
 from engine.train.strategies import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,13 +37,6 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
     return make_shapes_dataset(tmp_path_factory.mktemp("rob") / "shapes", per_class=12, size=40)
-
-
-def _config(data, out, **kw):
-    base = dict(data=str(data), image_size=48, batch_size=8, epochs=3, patience=0, seed=1, out=str(out),
-                tensorboard=False, learning_rate=1e-3)
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def _error_line(capsys) -> str:
@@ -158,7 +151,7 @@ def test_disk_full_during_a_checkpoint_save_keeps_the_previous_one(shapes, tmp_p
     events: list = []
     run = tmp_path / "run"
     with pytest.raises(DiskFullError) as info:
-        train(_config(shapes, run), events.append)
+        train(quick_config(shapes, run), events.append)
     assert f"'{run / 'last.keras'}'" in str(info.value)
     assert [e.epoch for e in events if isinstance(e, EpochEnded)] == [1]
     _assert_failed_cleanly(run, info.value, events, done=1)
@@ -230,7 +223,7 @@ def test_a_real_full_disk_stops_training_and_keeps_the_previous_checkpoint(shape
                 handle.write(b"\0" * (stat.f_bavail * stat.f_frsize - 256 * 1024))
 
     with pytest.raises(DiskFullError) as info:
-        train(_config(shapes, run), sink)
+        train(quick_config(shapes, run), sink)
     assert f"'{run / 'last.keras'}'" in str(info.value)
     _assert_failed_cleanly(run, info.value, events, done=1)
 
@@ -253,7 +246,7 @@ def test_cancel_while_a_checkpoint_is_being_saved_leaves_a_consistent_run(shapes
         return real_save(self, filepath, *args, **kwargs)
 
     monkeypatch.setattr(model_class, "save", save)
-    result = train(_config(shapes, tmp_path / "run", epochs=6), cancel=token)
+    result = train(quick_config(shapes, tmp_path / "run", epochs=6), cancel=token)
     assert result.status == "cancelled"
     run = Path(result.run_dir)
     assert _history_epochs(run) == [1, 2]

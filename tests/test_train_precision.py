@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from imagegen import make_shapes_dataset
+from quick_runs import quick_config
 from test_train_tinybase import tiny_base  # noqa: F401 (fixture)
 
 from engine.errors import InvalidSetting
@@ -22,10 +23,7 @@ def shapes(tmp_path_factory):
 
 
 def _train(data, out, **kw):
-    settings = dict(data=str(data), image_size=48, batch_size=8, epochs=2, patience=0, seed=1, out=str(out),
-                    tensorboard=False, learning_rate=1e-3)
-    settings.update(kw)
-    return train(TrainConfig(**settings))
+    return train(quick_config(data, out, **{"epochs": 2, **kw}))
 
 
 def _layer_policies(run_dir: Path) -> dict[str, str]:
