@@ -41,6 +41,14 @@ def _leftovers(folder: Path, name: str) -> list[str]:
     return [p.name for p in folder.iterdir() if p.name.startswith(f".{name}.")]
 
 
+def _refused_leaving_nothing(tmp_path: Path, error: type[Exception], match: str, **settings) -> None:
+    """Exporting with ``settings`` into ``tmp_path/out`` raises ``error`` (message matching ``match``)
+    and leaves neither the destination nor a temporary beside it."""
+    with pytest.raises(error, match=match):
+        run(ExportConfig(out=str(tmp_path / "out"), **settings))
+    assert not (tmp_path / "out").exists() and _leftovers(tmp_path, "out") == []
+
+
 @pytest.mark.parametrize("settings, expected", [
     ({"format": "tflite"}, "unknown export format 'tflite'"),
     ({"format": "litert", "quantize": "int4"}, "unknown quantization 'int4'"),
@@ -67,9 +75,7 @@ def test_a_run_without_a_model_is_refused(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "config.json").write_text(json.dumps({"classes": ["a", "b"], "image_size": 32}))
-    with pytest.raises(ModelFileError, match="no saved model"):
-        run(ExportConfig(model=str(run_dir), format="onnx", out=str(tmp_path / "out")))
-    assert not (tmp_path / "out").exists()
+    _refused_leaving_nothing(tmp_path, ModelFileError, "no saved model", model=str(run_dir), format="onnx")
 
 
 def test_existing_destination_is_refused_then_replaced_only_with_force(small, tmp_path):
@@ -168,10 +174,9 @@ def test_a_layer_the_format_cannot_express_is_named(fmt, label, tmp_path):
     from PIL import Image
 
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(images / "a.png")
-    with pytest.raises(ExportError, match=rf"{label} cannot express this model: layer singular_values "
-                                          r"\(SingularValues\) uses Svd"):
-        run(ExportConfig(model=str(path), format=fmt, out=str(tmp_path / "out"), images=str(images), trust=True))
-    assert not (tmp_path / "out").exists() and _leftovers(tmp_path, "out") == []
+    _refused_leaving_nothing(tmp_path, ExportError,
+                             rf"{label} cannot express this model: layer singular_values \(SingularValues\) uses Svd",
+                             model=str(path), format=fmt, images=str(images), trust=True)
 
 
 def test_a_model_that_does_not_take_rgb_images_is_refused(tmp_path):
@@ -181,10 +186,8 @@ def test_a_model_that_does_not_take_rgb_images_is_refused(tmp_path):
     inputs = k.Input((8, 8, 1), name="grey")
     model = k.Model(inputs, k.layers.Dense(2, activation="softmax")(k.layers.Flatten()(inputs)))
     model.save(tmp_path / "grey.keras")
-    with pytest.raises(ModelFileError, match=r"input \(None, 8, 8, 1\) is not a fixed-size RGB image"):
-        run(ExportConfig(model=str(tmp_path / "grey.keras"), format="onnx", out=str(tmp_path / "out"),
-                         images=str(tmp_path)))
-    assert not (tmp_path / "out").exists()
+    _refused_leaving_nothing(tmp_path, ModelFileError, r"input \(None, 8, 8, 1\) is not a fixed-size RGB image",
+                             model=str(tmp_path / "grey.keras"), format="onnx", images=str(tmp_path))
 
 
 def test_unreadable_check_images_are_skipped_and_none_readable_is_an_error(small, tmp_path):
@@ -194,9 +197,8 @@ def test_unreadable_check_images_are_skipped_and_none_readable_is_an_error(small
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "a.png").write_text("not an image")
-    with pytest.raises(DatasetError, match="none of the images .* could be read"):
-        run(ExportConfig(model=str(path), format="keras", out=str(tmp_path / "out"), images=str(broken)))
-    assert not (tmp_path / "out").exists() and _leftovers(tmp_path, "out") == []
+    _refused_leaving_nothing(tmp_path, DatasetError, "none of the images .* could be read",
+                             model=str(path), format="keras", images=str(broken))
     (broken / "b.png").write_bytes(next(images.rglob("*.png")).read_bytes())
     warnings = []
     result = run(ExportConfig(model=str(path), format="keras", out=str(tmp_path / "out"), images=str(broken)),
