@@ -20,7 +20,9 @@ def trained_run(tmp_path, shapes):
     return result.run_dir
 
 
-def test_metrics_confusion_gallery_and_gradcam(tf_context, qtbot, trained_run, shapes):
+@pytest.fixture
+def evaluated_tab(tf_context, qtbot, trained_run):
+    """An Evaluation tab, shown at a usual window size, that has finished evaluating ``trained_run``."""
     from app.tabs.evaluation import EvaluationTab
 
     tab = EvaluationTab(tf_context)
@@ -29,6 +31,11 @@ def test_metrics_confusion_gallery_and_gradcam(tf_context, qtbot, trained_run, s
     tab.show()
     with qtbot.waitSignal(tab.done, timeout=120_000):
         tab.show_run(trained_run)
+    return tab
+
+
+def test_metrics_confusion_gallery_and_gradcam(tf_context, qtbot, trained_run, shapes, evaluated_tab):
+    tab = evaluated_tab
     assert "Test accuracy" in tab.summary_label.text()
     assert tab.class_table.rowCount() == 2
     assert tab.class_table.item(0, 0).text() == "circle"
@@ -59,15 +66,8 @@ def test_metrics_confusion_gallery_and_gradcam(tf_context, qtbot, trained_run, s
     assert [tab.predict_table.item(row, 2).text() for row in range(3)] == [f"{p.top[0][2]:.3f}" for p in expected]
 
 
-def test_whole_class_and_cell_explanations_from_the_confusion_matrix(tf_context, qtbot, trained_run):
-    from app.tabs.evaluation import EvaluationTab
-
-    tab = EvaluationTab(tf_context)
-    qtbot.addWidget(tab)
-    tab.resize(1280, 760)
-    tab.show()
-    with qtbot.waitSignal(tab.done, timeout=120_000):
-        tab.show_run(trained_run)
+def test_whole_class_and_cell_explanations_from_the_confusion_matrix(qtbot, evaluated_tab):
+    tab = evaluated_tab
     matrix = tab.model.metrics["confusion_matrix"]
     row, column = max(((i, j) for i in range(2) for j in range(2)), key=lambda ij: matrix[ij[0]][ij[1]])
     tab.confusion_table.cellClicked.emit(row, column)
