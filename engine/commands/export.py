@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from engine.commands.common import json_event_sink, print_json, say
+from engine.commands.common import cancel_on_interrupt, human_sink, print_json, say
 from engine.export.registry import FORMATS, QUANTIZATIONS
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from engine.commands.training import _cancel_on_interrupt, human_sink  # noqa: PLC0415
     from engine.export.job import ExportConfig, run  # noqa: PLC0415
 
     config = ExportConfig(model=args.model, format=args.format, out=args.out, quantize=args.quantize,
                           force=args.force, images=args.images, max_images=args.max_images,
                           max_accuracy_drop=args.max_accuracy_drop, trust=args.trust_model)
     sink = (lambda event: None) if args.json else human_sink
-    with _cancel_on_interrupt() as token:
+    with cancel_on_interrupt() as token:
         result = run(config, sink, token)
     if args.json:
         print_json(result.to_dict())

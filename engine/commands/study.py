@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.commands.common import json_event_sink, say
+from engine.commands.common import cancel_on_interrupt, human_sink, json_event_sink, say
 from engine.events import Event, StudyRungFinished, StudyRungStarted
 
 
@@ -26,8 +26,6 @@ def register(subparsers) -> None:
 
 
 def _human(event: Event) -> None:
-    from engine.commands.training import human_sink  # noqa: PLC0415
-
     if isinstance(event, StudyRungStarted):
         say(f"== rung {event.index}/{event.total} {event.name}: {event.status} ({event.run_dir})")
     elif isinstance(event, StudyRungFinished):
@@ -39,7 +37,6 @@ def _human(event: Event) -> None:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from engine.commands.training import _cancel_on_interrupt  # noqa: PLC0415
     from engine.errors import InvalidSetting  # noqa: PLC0415
     from engine.study.config import StudyConfig  # noqa: PLC0415
     from engine.study.job import SUMMARY, run  # noqa: PLC0415
@@ -49,7 +46,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     config = StudyConfig(data=args.data or "", profile=args.profile, base=args.base, out=args.out,
                          resume=args.resume)
     sink = json_event_sink if args.json_events else _human
-    with _cancel_on_interrupt() as token:
+    with cancel_on_interrupt() as token:
         result = run(config, sink, token)
     if not args.json_events:
         if result.status == "cancelled":

@@ -3,69 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
-from engine.commands.common import json_event_sink, print_json, say
-from engine.events import (CancelToken, CheckpointSaved, EpochEnded, Event, Progress, RunCancelled, RunFailed,
-                           RunFinished, RunStarted, Status, Warning_)
+from engine.commands.common import cancel_on_interrupt, human_sink, json_event_sink, print_json, say
 
 STRATEGY_CHOICES = ("scratch", "features", "features-augmented", "finetune")
-
-
-# --------------------------------------------------------------------------- output helpers
-def _format_metrics(metrics: dict[str, float]) -> str:
-    order = ["loss", "accuracy", "val_loss", "val_accuracy"]
-    keys = [k for k in order if k in metrics] + sorted(k for k in metrics if k not in order and k != "learning_rate")
-    return "  ".join(f"{k} {metrics[k]:.4f}" for k in keys)
-
-
-def human_sink(event: Event) -> None:
-    """Progress lines for people: status, warnings, one line per epoch, the outcome."""
-    if isinstance(event, Status):
-        say(event.message)
-    elif isinstance(event, Warning_):
-        say(f"warning: {event.message}")
-    elif isinstance(event, Progress):
-        if event.total and event.done == event.total:
-            say(f"{event.message or 'progress'}: {event.done}/{event.total}")
-    elif isinstance(event, RunStarted):
-        say(f"run folder {event.run_dir} — strategy {event.strategy}, up to {event.epochs} epochs")
-    elif isinstance(event, EpochEnded):
-        phase = f" [{event.phase}]" if event.phase != "train" else ""
-        say(f"epoch {event.epoch}/{event.epochs}{phase}  {_format_metrics(event.metrics)}  ({event.seconds:.1f} s)")
-    elif isinstance(event, CheckpointSaved):
-        pass
-    elif isinstance(event, RunFinished):
-        say(f"finished: {event.run_dir}  best {_format_metrics(event.best_metrics)}")
-    elif isinstance(event, RunCancelled):
-        say(f"cancelled after epoch {event.last_epoch}: {event.run_dir} (continue with --resume)")
-    elif isinstance(event, RunFailed):
-        say(f"failed: {event.error}")
-
-
-@contextlib.contextmanager
-def _cancel_on_interrupt():
-    """Ctrl-C sets the cancel token (the run stops cleanly after the current batch); a second
-    Ctrl-C interrupts at once."""
-    token = CancelToken()
-    if threading.current_thread() is not threading.main_thread():
-        yield token
-        return
-
-    def handler(signum, frame):
-        if token.cancelled:
-            raise KeyboardInterrupt
-        token.cancel()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield token
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 # --------------------------------------------------------------------------- train
@@ -74,7 +17,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from engine.train.strategies import resume, train  # noqa: PLC0415
 
     sink = json_event_sink if args.json_events else human_sink
-    with _cancel_on_interrupt() as token:
+    with cancel_on_interrupt() as token:
         if args.resume and (args.cluster or args.tf_config):
             from engine.errors import InvalidSetting  # noqa: PLC0415
 
@@ -294,7 +237,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from engine.train.demo import run_demo  # noqa: PLC0415
 
     sink = json_event_sink if args.json_events else human_sink
-    with _cancel_on_interrupt() as token:
+    with cancel_on_interrupt() as token:
         result = run_demo(args.out, sink, token)
     if not args.json_events:
         say(f"report: {result.report_md}")
