@@ -22,7 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import machine  # noqa: E402 - bench/machine.py
 from engine import atomic  # noqa: E402
+from engine.precision import this_cpu_flags  # noqa: E402
 
 DATA = ROOT / "resources" / "demo" / "pullover-vs-coat"
 WARMUP, REPEATS = 5, 50
@@ -34,18 +36,10 @@ EXPORTS = [("keras", "none"), ("savedmodel", "none"), ("litert", "none"), ("lite
 
 
 def cpu_facts() -> str:
-    name, flags = platform.processor() or "?", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni", "avx_vnni")
-              if f in flags]
-    return f"{name}, {os.cpu_count()} logical CPUs, flags: {' '.join(wanted) or 'none of avx2/avx512/amx'}"
+    """The CPU as bench/machine.py names it, plus the int8 (VNNI) flags that matter for quantized exports."""
+    flags = this_cpu_flags()
+    wanted = [f for f in (*machine.FLAGS, "amx_int8", "avx512_vnni", "avx_vnni") if f in flags]
+    return f"{machine.cpu_model()}, {os.cpu_count()} logical CPUs, flags: {' '.join(wanted) or 'none of avx2/avx512/amx'}"
 
 
 def median_seconds(call, image) -> float:
