@@ -49,6 +49,27 @@ def test_accuracy_interval_is_wilsons():
     assert math.isclose(low, centre - half, rel_tol=1e-6) and math.isclose(high, centre + half, rel_tol=1e-6)
 
 
+# --------------------------------------------------------------------------- the quick profile
+def test_quick_profile_follows_the_demo_data_measurements():
+    """docs/DEMO_DATA.md: the convnet at 64 px, the base at 96 px on average-pooled features (one pooling
+    for rungs 3-5: rung 5 continues rung 4's model), the mild augmentation (the book's hurts on aligned
+    photos); every rung a valid training config."""
+    from engine.study.config import RUNGS, rung_settings
+    from engine.train.config import TrainConfig
+
+    cfg = StudyConfig(data=str(TESTS), profile="quick")
+    settings = {rung: rung_settings(cfg, rung) for rung in RUNGS}
+    assert {settings[r]["image_size"] for r in ("scratch", "scratch+aug")} == {64}
+    transfer = [settings[r] for r in ("features", "features-augmented", "finetune")]
+    assert {s["image_size"] for s in transfer} == {96} and {s["head_pooling"] for s in transfer} == {"avg"}
+    augmented = [s for s in settings.values() if s["augment"]]
+    assert [s["strategy"] for s in augmented] == ["scratch", "features-augmented", "finetune"]
+    assert {s["augmentation"] for s in augmented} == {"mild"}
+    for rung, s in settings.items():
+        TrainConfig(data=str(TESTS), **s).validate()
+        assert s["patience"] > 0, rung  # early stopping on validation picks the epoch
+
+
 # --------------------------------------------------------------------------- the ladder
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
