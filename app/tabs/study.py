@@ -1,24 +1,26 @@
 """Study tab: the book's five ways to train on the loaded dataset, one frozen split, side by side.
 
 It only renders: the job is :func:`engine.study.job.run` in a child process (like training); the
-table fills from its ``StudyRungStarted`` / ``StudyRungFinished`` events, the same events
-``convscope study --json-events`` prints. When the study ends, "Open report" opens its
-self-contained ``report.html`` in the system's browser.
+table, the rungs' validation curves (overlaid) and their confusion matrices (side by side) fill
+from its events, the same ``convscope study --json-events`` prints; "Open study…" shows a finished
+study from its study.json the same way. "Open report" opens the study's self-contained
+``report.html`` in the system's browser.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QUrl, Slot
+from PySide6.QtCore import Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox,
+                               QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.context import AppContext
 from app.jobs import JobHandle
 from app.tabs.engine_job_tab import EngineJobTab
 from app.widgets.job_progress import JobProgress
+from app.widgets.study_views import ConfusionMatrices, RungCurves
 
 GROUP = "study"
 COLUMNS = ("rung", "status", "test accuracy", "95% CI", "per-class F1", "epochs", "train s", "vs previous")
@@ -33,6 +35,7 @@ class StudyTab(EngineJobTab):
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(context, parent)
         self.folder: str | None = None
+        self._running_rung: str | None = None  # the rung whose training epochs arrive now
         layout = QVBoxLayout(self)
         self.intro = QLabel("Load a dataset on the Dataset tab, then run the study: scratch, scratch with "
                             "augmentation, cached features, features with augmentation and fine-tuning, all "
@@ -41,13 +44,14 @@ class StudyTab(EngineJobTab):
         layout.addWidget(self.intro)
         row = QHBoxLayout()
         self.profile_combo = QComboBox()
-        self.profile_combo.addItem("Quick (96 px, few epochs)", "quick")
+        self.profile_combo.addItem("Quick (64/96 px, few epochs)", "quick")
         self.profile_combo.addItem("Full (the base's size, more epochs)", "full")
         self.start_button = QPushButton("Run study")
         self.cancel_button = QPushButton("Cancel")
         self.report_button = QPushButton("Open report")
+        self.open_button = QPushButton("Open study…")
         for widget in (QLabel("Profile"), self.profile_combo, self.start_button, self.cancel_button,
-                       self.report_button):
+                       self.report_button, self.open_button):
             row.addWidget(widget)
         row.addStretch(1)
         layout.addLayout(row)
@@ -64,8 +68,21 @@ class StudyTab(EngineJobTab):
         for row_index, name in enumerate(RUNG_NAMES):
             self._set(row_index, 0, f"{row_index + 1}. {name}")
             self._set(row_index, 1, "pending")
-        layout.addWidget(self.table, 1)
+        self.curves = RungCurves(RUNG_NAMES)
+        self.confusions = ConfusionMatrices()
+        views = QSplitter(Qt.Orientation.Horizontal)
+        views.addWidget(self.curves)
+        views.addWidget(self.confusions)
+        views.setStretchFactor(0, 2)
+        views.setStretchFactor(1, 3)
+        results = QSplitter(Qt.Orientation.Vertical)
+        results.addWidget(self.table)
+        results.addWidget(views)
+        results.setStretchFactor(0, 2)
+        results.setStretchFactor(1, 3)
+        layout.addWidget(results, 1)
         self.start_button.clicked.connect(self.start)
+        self.open_button.clicked.connect(self.choose_study)
         self.cancel_button.clicked.connect(self.cancel)
         self.report_button.clicked.connect(self.open_report)
         context.dataset_changed.connect(self._on_dataset_changed)
@@ -79,37 +96,88 @@ class StudyTab(EngineJobTab):
         item = self.table.item(row, column)
         return item.text() if item is not None else ""
 
+    def _clear(self) -> None:
+        for row in range(len(RUNG_NAMES)):
+            for column in range(1, len(COLUMNS)):
+                self._set(row, column, "pending" if column == 1 else "")
+        self.curves.clear()
+        self.confusions.clear()
+
     @Slot(object)
     def _on_event(self, event) -> None:
-        from engine.events import Status, StudyRungFinished, StudyRungStarted  # noqa: PLC0415
+        from engine.events import EpochEnded, Status, StudyRungFinished, StudyRungStarted  # noqa: PLC0415
 
         if isinstance(event, StudyRungStarted):
             self._set(event.index - 1, 1, event.status)
             self.folder = str(Path(event.run_dir).parent.parent)
+            self._running_rung = event.name
             self.status_label.setText(f"Rung {event.index}/{event.total}: {event.name} — {event.status}")
+        elif isinstance(event, EpochEnded):
+            if self._running_rung is not None and "val_accuracy" in event.metrics:
+                self.curves.add_point(self._running_rung, event.epoch, event.metrics["val_accuracy"])
         elif isinstance(event, StudyRungFinished):
-            r, row = event.result, event.index - 1
-            self._set(row, 1, "finished")
-            self._set(row, 2, f"{r['test_accuracy']:.3f}")
-            self._set(row, 3, f"{r['ci95'][0]:.3f}–{r['ci95'][1]:.3f}")
-            self._set(row, 4, ", ".join(f"{k} {v:.2f}" for k, v in r["per_class_f1"].items()))
-            self._set(row, 5, str(r["epochs"]))
-            self._set(row, 6, f"{r.get('train_seconds', 0):.0f}")
+            self._running_rung = None
+            self._show_rung(event.index - 1, event.result)
         elif isinstance(event, Status):
             self.status_label.setText(event.message)
 
-    def _show_comparisons(self, result) -> None:
-        for comparison in getattr(result, "comparisons", []) or []:
+    def _show_rung(self, row: int, r: dict) -> None:
+        """A rung's entry of study.json: its row, its validation curve, its confusion matrix."""
+        self._set(row, 1, r["status"])
+        if r["status"] != "finished":
+            self._set(row, 2, r.get("reason", ""))
+            return
+        self._set(row, 2, f"{r['test_accuracy']:.3f}")
+        self._set(row, 3, f"{r['ci95'][0]:.3f}–{r['ci95'][1]:.3f}")
+        self._set(row, 4, ", ".join(f"{k} {v:.2f}" for k, v in r["per_class_f1"].items()))
+        self._set(row, 5, str(r["epochs"]))
+        self._set(row, 6, f"{r.get('train_seconds', 0):.0f}")
+        name = RUNG_NAMES[row]
+        if r.get("val_accuracy"):
+            self.curves.set_curve(name, r["val_accuracy"])
+        if r.get("confusion_matrix"):
+            self.confusions.set_matrix(name, r.get("classes") or [str(i) for i in range(len(r["confusion_matrix"]))],
+                                       r["confusion_matrix"])
+
+    def _show_comparisons(self, comparisons: list[dict]) -> None:
+        for comparison in comparisons or []:
             if comparison["kind"] != "previous" or comparison["a"] not in RUNG_NAMES:
                 continue
             self._set(RUNG_NAMES.index(comparison["a"]), 7,
                       f"{comparison['verdict']} (p = {comparison['p_value']:.2g})")
+
+    def show_study(self, folder: str) -> None:
+        """Show the study in ``folder`` as its study.json records it (finished or interrupted)."""
+        from engine.study.job import read_study  # noqa: PLC0415
+
+        study = read_study(folder)
+        self._clear()
+        self.folder = str(folder)
+        for entry in study["rungs"]:
+            if entry["name"] in RUNG_NAMES:
+                self._show_rung(RUNG_NAMES.index(entry["name"]), entry)
+        self._show_comparisons(study.get("comparisons", []))
+        self.status_label.setText(f"Study {study['settings']['profile']} on {study['dataset']['root']}: {folder}")
+        self._set_busy(self._job is not None and self._job.running)
+
+    @Slot()
+    def choose_study(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a study folder")
+        if not folder:
+            return
+        from engine.errors import ConvScopeError  # noqa: PLC0415
+
+        try:
+            self.show_study(folder)
+        except ConvScopeError as error:
+            QMessageBox.warning(self, "Not a study", str(error))
 
     # ---- job
     def _set_busy(self, busy: bool) -> None:
         ready = self.context.dataset is not None
         self.start_button.setEnabled(ready and not busy)
         self.profile_combo.setEnabled(not busy)
+        self.open_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
         self.report_button.setEnabled(not busy and self.report_path() is not None)
 
@@ -133,9 +201,7 @@ class StudyTab(EngineJobTab):
 
         config = StudyConfig(data=dataset.root, profile=self.profile_combo.currentData(),
                              seed=self.context.settings.value("dataset/seed", 0, int))
-        for row in range(len(RUNG_NAMES)):
-            for column in range(1, len(COLUMNS)):
-                self._set(row, column, "pending" if column == 1 else "")
+        self._clear()
         return self._watch(self.context.runner.start_process("Study", self.job_target, (config,), group=GROUP))
 
     @Slot(object)
@@ -143,7 +209,7 @@ class StudyTab(EngineJobTab):
         if self.sender() is not self._job:
             return
         self.folder = result.folder
-        self._show_comparisons(result)
+        self._show_comparisons(getattr(result, "comparisons", []))
         self.status_label.setText(f"Study {result.status}: {result.folder}")
         self.context.runs_changed.emit()
 

@@ -51,9 +51,7 @@ def run(config: StudyConfig, emit: Sink = discard, cancel: CancelToken | None = 
     config.validate()
     if config.resume:
         folder = Path(config.resume)
-        study = rundir.read_json(folder / STUDY_FILE)
-        if not isinstance(study, dict) or "settings" not in study:
-            raise InvalidSetting(f"'{folder / STUDY_FILE}' is unreadable", "the study folder is damaged; start a new study")
+        study = read_study(folder)
         cfg = dataclasses.replace(StudyConfig.from_dict(study["settings"]), resume=str(folder))
         split, scan_result = _load_frozen_split(cfg, folder, study, emit, cancel)
     else:
@@ -66,6 +64,16 @@ def run(config: StudyConfig, emit: Sink = discard, cancel: CancelToken | None = 
         study = _new_study(cfg, folder, split, scan_result)
         _save(folder, study)
     return _ladder(cfg, folder, study, (split, scan_result), emit, cancel)
+
+
+def read_study(folder: str | Path) -> dict[str, Any]:
+    """The study.json of ``folder`` (what the Study tab shows and ``--resume`` continues)."""
+    path = Path(folder) / STUDY_FILE
+    study = rundir.read_json(path)
+    if not isinstance(study, dict) or "settings" not in study or "rungs" not in study:
+        raise InvalidSetting(f"'{path}' is missing or unreadable", "open a folder `convscope study` wrote, "
+                                                                 "or start a new study")
+    return study
 
 
 # =========================================================================== the split
@@ -220,9 +228,10 @@ def _rung_results(run_dir: Path, emit: Sink, cancel) -> dict[str, Any]:
     return {"test_accuracy": result.accuracy, "ci95": [low, high], "test_loss": result.loss,
             "per_class_f1": stats.per_class_f1(result.per_class), "test_images": result.count,
             "epochs": len(history.get("epoch", [])),
+            "val_accuracy": [round(float(v), 4) for v in history.get("val_accuracy", [])],  # the curve
             "epoch_seconds": round(sum(history.get("seconds", [])), 1),
             "trained_parameters": _trained_parameters(run_dir),
-            "confusion_matrix": result.confusion_matrix}
+            "confusion_matrix": result.confusion_matrix, "classes": list(result.classes)}
 
 
 def _trained_parameters(run_dir: Path) -> int:

@@ -1,21 +1,46 @@
-"""The Study tab: one click once a dataset is loaded, its table filled from a real study's events."""
+"""The Study tab: one click once a dataset is loaded; its table, overlaid validation curves and side-by-side
+confusion matrices filled from a real study's events, the same again from the study's folder, and "Open
+report" handing the study's report.html to the system's browser."""
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
+RUNGS = ("scratch", "scratch+aug", "features", "features-augmented", "finetune")
 
-def test_study_tab_fills_its_table_from_a_real_study(context, qtbot, shapes, errors):
+
+def _assert_shows(tab, study: dict) -> None:
+    """The tab shows what study.json records: each rung's row, curve and confusion matrix."""
+    for row, entry in enumerate(study["rungs"]):
+        assert entry["status"] == "finished"
+        assert tab.cell(row, 1) == "finished"
+        accuracy = float(tab.cell(row, 2))
+        assert accuracy == pytest.approx(entry["test_accuracy"], abs=5e-4)
+        low, high = (float(v) for v in tab.cell(row, 3).split("–"))
+        assert low <= accuracy <= high
+        assert entry["val_accuracy"] and len(entry["val_accuracy"]) == entry["epochs"]
+        assert tab.curves.curve(entry["name"]) == pytest.approx(entry["val_accuracy"], abs=1e-6)
+        assert tab.confusions.matrix(entry["name"]) == entry["confusion_matrix"]
+        assert sum(map(sum, entry["confusion_matrix"])) == entry["test_images"]
+    assert list(tab.confusions.tables) == list(RUNGS)  # side by side, in ladder order
+    assert "p = " in tab.cell(1, 7)  # rung 2 against rung 1, McNemar
+
+
+def test_study_tab_fills_table_curves_and_matrices_from_a_real_study(context, qtbot, shapes, errors, monkeypatch):
+    from PySide6.QtGui import QDesktopServices
+
     from app.tabs.dataset import DatasetTab
     from app.tabs.study import StudyTab
 
     tab = StudyTab(context)
     qtbot.addWidget(tab)
-    tab.resize(1100, 520)
+    tab.resize(1100, 720)
     tab.show()
     assert not tab.start_button.isEnabled()  # no dataset yet
     dataset_tab = DatasetTab(context)
@@ -28,12 +53,33 @@ def test_study_tab_fills_its_table_from_a_real_study(context, qtbot, shapes, err
         tab.start_button.click()
         assert tab.cancel_button.isEnabled() and not tab.start_button.isEnabled()
     assert not errors, errors
-    for row in range(5):
-        assert tab.cell(row, 1) == "finished"
-        accuracy = float(tab.cell(row, 2))
-        low, high = (float(v) for v in tab.cell(row, 3).split("–"))
-        assert low <= accuracy <= high
-    assert "p = " in tab.cell(1, 7)  # rung 2 against rung 1, McNemar
-    assert tab.report_button.isEnabled() and os.path.isfile(tab.report_path())
+    folder = Path(tab.folder)
+    study = json.loads((folder / "study.json").read_text())
+    _assert_shows(tab, study)
+
+    opened = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True)
+    assert tab.report_button.isEnabled()
+    tab.report_button.click()
+    assert opened == [str(folder / "report.html")] and os.path.isfile(opened[0])
+
+    # a finished study opened from its folder shows the same
+    reopened = StudyTab(context)
+    qtbot.addWidget(reopened)
+    assert not reopened.report_button.isEnabled()
+    reopened.show_study(str(folder))
+    _assert_shows(reopened, study)
+    assert reopened.report_button.isEnabled()
     if os.environ.get("CONVSCOPE_SCREENSHOT_DIR"):
         tab.grab().save(os.path.join(os.environ["CONVSCOPE_SCREENSHOT_DIR"], "study_tab.png"))
+
+
+def test_opening_a_folder_that_is_not_a_study_is_refused_naming_it(context, qtbot, tmp_path):
+    from app.tabs.study import StudyTab
+    from engine.errors import InvalidSetting
+
+    tab = StudyTab(context)
+    qtbot.addWidget(tab)
+    with pytest.raises(InvalidSetting, match="study.json"):
+        tab.show_study(str(tmp_path))
+    assert tab.folder is None and not tab.report_button.isEnabled()
