@@ -173,17 +173,17 @@ def _ladder(cfg: StudyConfig, folder: Path, study: dict, prepared, emit: Sink, c
             _save(folder, study)
             emit(StudyRungStarted(index, total, name, str(run_dir), status="skipped"))
             continue
-        if cancel is not None and cancel.cancelled:
-            break
         try:
-            outcome = _train_rung(cfg, folder, study, entry, prepared, emit, cancel, total)
-        except JobCancelled:
-            outcome = "cancelled"
-        if outcome == "cancelled":
-            entry["status"] = "interrupted"
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            if _train_rung(cfg, folder, study, entry, prepared, emit, cancel, total) == "cancelled":
+                raise JobCancelled()
+            results = _rung_results(run_dir, emit, cancel)
+        except JobCancelled:  # in training or in its evaluation: --resume trains on or evaluates it
+            entry["status"] = "interrupted" if rundir.is_run_dir(run_dir) else "pending"
             _save(folder, study)
             return StudyResult(str(folder), "cancelled", study["rungs"], study["comparisons"])
-        entry.update(status="finished", **_rung_results(run_dir, emit, cancel))
+        entry.update(status="finished", **results)
         study["comparisons"] = _comparisons(folder, study)
         _save(folder, study)
         emit(StudyRungFinished(index, total, name, result=dict(entry)))
