@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeade
 
 from app.theme import SERIES_COLORS, ensure_pyqtgraph_colors
 from app.widgets.plots import EpochAxis
+from app.widgets.tables import read_only_table
 
 
 class RungCurves(QWidget):
@@ -92,10 +93,9 @@ class ConfusionMatrices(QWidget):
             box = QGroupBox(rung)
             box_layout = QVBoxLayout(box)
             box_layout.setContentsMargins(4, 4, 4, 4)
-            table = QTableWidget()
-            table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+            table = read_only_table(classes, stretch=tuple(range(len(classes))), rows=False)
             table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-            table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+            table.verticalHeader().setVisible(True)  # the true classes
             table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
             box_layout.addWidget(table)
             self._layout.addWidget(box, 1)

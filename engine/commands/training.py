@@ -1,4 +1,4 @@
-"""CLI commands of the training group: train, evaluate, runs, summary, demo."""
+"""CLI commands of the training group: train, evaluate, runs, summary."""
 
 from __future__ import annotations
 
@@ -232,32 +232,8 @@ def _add_summary(subparsers) -> None:
     p.set_defaults(func=_cmd_summary)
 
 
-# --------------------------------------------------------------------------- demo
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from engine.train.demo import run_demo  # noqa: PLC0415
-
-    sink = json_event_sink if args.json_events else human_sink
-    with cancel_on_interrupt() as token:
-        result = run_demo(args.out, sink, token)
-    if not args.json_events:
-        say(f"report: {result.report_md}")
-    return 0 if result.status == "finished" else 130
-
-
-def _add_demo(subparsers) -> None:
-    p = subparsers.add_parser("demo", help="train, evaluate and compare two strategies on the bundled demo data",
-                              description="The main job on resources/demo/pullover-vs-coat: cached "
-                                          "EfficientNet-Lite0 features vs the book's convnet from scratch, "
-                                          "evaluated on the test split, plus ImageNet predictions of the "
-                                          "bundled sample photos; writes report.md and report.json.")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: a dated demo folder in the runs folder)")
-    p.add_argument("--json-events", action="store_true", help="print one JSON event per line")
-    p.set_defaults(func=_cmd_demo)
-
-
 def register(subparsers) -> None:
     _add_train(subparsers)
     _add_evaluate(subparsers)
     _add_runs(subparsers)
     _add_summary(subparsers)
-    _add_demo(subparsers)
