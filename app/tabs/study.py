@@ -70,17 +70,18 @@ class StudyTab(EngineJobTab):
             self._set(row_index, 1, "pending")
         self.curves = RungCurves(RUNG_NAMES)
         self.confusions = ConfusionMatrices()
-        views = QSplitter(Qt.Orientation.Horizontal)
+        # the table shows its five rows whole; the curves take the height left, the matrices one row under them
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height()
+                                  + len(RUNG_NAMES) * self.table.verticalHeader().defaultSectionSize()
+                                  + 2 * self.table.frameWidth() + 2)
+        layout.addWidget(self.table)
+        views = QSplitter(Qt.Orientation.Vertical)
         views.addWidget(self.curves)
         views.addWidget(self.confusions)
-        views.setStretchFactor(0, 2)
-        views.setStretchFactor(1, 3)
-        results = QSplitter(Qt.Orientation.Vertical)
-        results.addWidget(self.table)
-        results.addWidget(views)
-        results.setStretchFactor(0, 2)
-        results.setStretchFactor(1, 3)
-        layout.addWidget(results, 1)
+        views.setStretchFactor(0, 1)
+        views.setStretchFactor(1, 0)
+        layout.addWidget(views, 1)
         self.start_button.clicked.connect(self.start)
         self.open_button.clicked.connect(self.choose_study)
         self.cancel_button.clicked.connect(self.cancel)
@@ -121,7 +122,7 @@ class StudyTab(EngineJobTab):
         elif isinstance(event, Status):
             self.status_label.setText(event.message)
 
-    def _show_rung(self, row: int, r: dict) -> None:
+    def _show_rung(self, row: int, r: dict, classes: list[str] | None = None) -> None:
         """A rung's entry of study.json: its row, its validation curve, its confusion matrix."""
         self._set(row, 1, r["status"])
         if r["status"] != "finished":
@@ -136,8 +137,8 @@ class StudyTab(EngineJobTab):
         if r.get("val_accuracy"):
             self.curves.set_curve(name, r["val_accuracy"])
         if r.get("confusion_matrix"):
-            self.confusions.set_matrix(name, r.get("classes") or [str(i) for i in range(len(r["confusion_matrix"]))],
-                                       r["confusion_matrix"])
+            classes = r.get("classes") or classes or [str(i) for i in range(len(r["confusion_matrix"]))]
+            self.confusions.set_matrix(name, classes, r["confusion_matrix"])
 
     def _show_comparisons(self, comparisons: list[dict]) -> None:
         for comparison in comparisons or []:
@@ -155,7 +156,7 @@ class StudyTab(EngineJobTab):
         self.folder = str(folder)
         for entry in study["rungs"]:
             if entry["name"] in RUNG_NAMES:
-                self._show_rung(RUNG_NAMES.index(entry["name"]), entry)
+                self._show_rung(RUNG_NAMES.index(entry["name"]), entry, study["dataset"].get("classes"))
         self._show_comparisons(study.get("comparisons", []))
         self.status_label.setText(f"Study {study['settings']['profile']} on {study['dataset']['root']}: {folder}")
         self._set_busy(self._job is not None and self._job.running)

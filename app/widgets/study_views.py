@@ -8,7 +8,8 @@ training events while a rung runs.
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QTableWidget,
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.theme import SERIES_COLORS, ensure_pyqtgraph_colors
@@ -75,8 +76,11 @@ class ConfusionMatrices(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._layout = QHBoxLayout(self)
-        self._layout.setContentsMargins(0, 0, 0, 0)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(QLabel("Confusion matrices on the test images (rows: true class, columns: predicted)"))
+        self._layout = QHBoxLayout()
+        outer.addLayout(self._layout)
         self.tables: dict[str, QTableWidget] = {}
         self._boxes: list[QGroupBox] = []
 
@@ -96,7 +100,9 @@ class ConfusionMatrices(QWidget):
             table = read_only_table(classes, stretch=tuple(range(len(classes))), rows=False)
             table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
             table.verticalHeader().setVisible(True)  # the true classes
-            table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+            table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+            for policy in (table.setVerticalScrollBarPolicy, table.setHorizontalScrollBarPolicy):
+                policy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
             box_layout.addWidget(table)
             self._layout.addWidget(box, 1)
             self._boxes.append(box)
@@ -114,6 +120,9 @@ class ConfusionMatrices(QWidget):
                     font.setBold(True)
                     item.setFont(font)
                 table.setItem(i, j, item)
+        table.resizeRowsToContents()  # the whole matrix, no empty space under it
+        table.setFixedHeight(table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
+                             + sum(table.rowHeight(i) for i in range(len(matrix))))
 
     def matrix(self, rung: str) -> list[list[int]]:
         table = self.tables[rung]

@@ -24,7 +24,7 @@ BOOK = {"scratch": 0.71, "scratch+aug": 0.82, "features": 0.90, "features-augmen
 COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1")
 STEP_MEANING = {
     "scratch+aug": "augmentation (with dropout) against the plain convnet",
-    "features": "a pretrained base's cached features against the convnet trained from scratch",
+    "features": "a pretrained base's cached features against the convnet trained from scratch with augmentation",
     "features-augmented": "the frozen base trained end to end with augmentation against cached features",
     "finetune": "fine-tuning the top of the base against the frozen base",
 }
@@ -160,13 +160,22 @@ def _read_rgb(path: str):
         return image.convert("RGB")
 
 
+def _fit(image, size: int):
+    """``image`` with its longer side ``size`` px: small images (28-px Fashion-MNIST) are enlarged, or
+    their Grad-CAM would be a speck in the report."""
+    from PIL import Image  # noqa: PLC0415
+
+    scale = size / max(image.size)
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                        Image.Resampling.LANCZOS)
+
+
 def _thumbnail(path: str, size: int = 96) -> str:
     try:
         image = _read_rgb(path)
     except OSError:
         return ""
-    image.thumbnail((size, size))
-    return _png_uri(image)
+    return _png_uri(_fit(image, size))
 
 
 def _grad_cams(folder: Path, rungs: list[dict], paths: list[str], size: int = 96) -> dict[tuple[str, str], str]:
@@ -191,9 +200,7 @@ def _grad_cams(folder: Path, rungs: list[dict], paths: list[str], size: int = 96
                 result = explain(loaded, np.asarray(_read_rgb(path)), ExplainRequest())
             except (ConvScopeError, OSError):
                 continue
-            picture = Image.fromarray(overlay(result.shown, result.heatmap))
-            picture.thumbnail((size, size))
-            out[(rung["name"], path)] = _png_uri(picture)
+            out[(rung["name"], path)] = _png_uri(_fit(Image.fromarray(overlay(result.shown, result.heatmap)), size))
     return out
 
 
