@@ -66,3 +66,26 @@ def test_binary_scores_and_metrics_by_hand():
     assert metrics["per_class"]["b"]["precision"] == 0.5 and metrics["per_class"]["b"]["recall"] == 0.5
     expected_loss = -np.mean(np.log([0.9, 0.8, 0.4, 0.4]))
     assert metrics["loss"] == pytest.approx(expected_loss)
+
+
+def test_flip_averaged_figures_sit_beside_the_plain_ones(trained_run):
+    """Test-time augmentation: each image and its mirror image, scores averaged — computed here by
+    hand from the model, and reported next to (never instead of) the plain figures."""
+    from engine.data.pipeline import make_dataset
+    from engine.models.loading import load_keras_file
+
+    run, _ = trained_run
+    plain = evaluate(run)
+    both = evaluate(run, flip_average=True)
+    assert (both.accuracy, both.loss, both.confusion_matrix) == (plain.accuracy, plain.loss, plain.confusion_matrix)
+    assert [p["predicted"] for p in both.predictions] == [p["predicted"] for p in plain.predictions]
+    model = load_keras_file(run / both.model_file)
+    items = [(p["path"], both.classes.index(p["true"])) for p in both.predictions]
+    images = np.concatenate([x.numpy() for x, _ in make_dataset(items, 48, 8, num_classes=3)])
+    averaged = (np.asarray(model(images)) + np.asarray(model(images[:, :, ::-1, :]))) / 2
+    labels = np.array([label for _, label in items])
+    assert both.flip_averaged["loss"] == pytest.approx(-np.mean(np.log(averaged[np.arange(len(labels)), labels])),
+                                                       rel=1e-4)
+    assert [p["predicted_flip_averaged"] for p in both.predictions] == [both.classes[i] for i in averaged.argmax(1)]
+    assert both.flip_averaged["accuracy"] == pytest.approx(np.mean(averaged.argmax(1) == labels))
+    assert "flip_averaged" in json.loads((run / "metrics.json").read_text())

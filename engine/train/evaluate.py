@@ -35,6 +35,9 @@ class EvaluationResult:
     misclassified: list[dict[str, Any]] = field(default_factory=list)
     predictions: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    # with flip_average: accuracy, loss, per_class and confusion_matrix of the scores averaged over
+    # each image and its mirror image; every prediction then also has "predicted_flip_averaged"
+    flip_averaged: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,8 +114,12 @@ def compute_metrics(scores: np.ndarray, labels: np.ndarray, classes: list[str]) 
 
 
 def evaluate(run_dir: str | Path, data: str | None = None, emit: Sink = discard,
-             cancel: CancelToken | None = None, batch_size: int = 32) -> EvaluationResult:
-    """Predict every test image of the run (or of ``data``), compute the metrics, write metrics.json."""
+             cancel: CancelToken | None = None, batch_size: int = 32, flip_average: bool = False) -> EvaluationResult:
+    """Predict every test image of the run (or of ``data``), compute the metrics, write metrics.json.
+
+    ``flip_average``: also predict each image mirrored left-right and report, beside (never instead
+    of) the plain figures, the metrics of the two scores averaged (test-time augmentation). Only
+    for data whose mirror image is the same class (photos of objects, not text or digits)."""
     from engine.data.pipeline import make_dataset  # noqa: PLC0415
 
     started = time.perf_counter()
@@ -130,20 +137,29 @@ def evaluate(run_dir: str | Path, data: str | None = None, emit: Sink = discard,
     model = load_keras_file(path)  # safe mode; raises ModelFileError for a damaged file
     dataset = make_dataset(items, size, batch_size, num_classes=len(classes), shuffle=False, cache=None)
     batches = math.ceil(len(items) / batch_size)
-    outputs = []
+    outputs, mirrored = [], []
     for i, (images, _) in enumerate(dataset):
         if cancel is not None:
             cancel.raise_if_cancelled()
         outputs.append(np.asarray(model(images, training=False)))
+        if flip_average:
+            mirrored.append(np.asarray(model(images[:, :, ::-1, :], training=False)))
         emit(Progress(done=i + 1, total=batches, message="evaluating"))
     scores = class_scores(np.concatenate(outputs), len(classes))
     labels = np.array([label for _, label in items])
     metrics = compute_metrics(scores, labels, classes)
     predicted = metrics.pop("predicted")
+    flip_averaged = None
+    if flip_average:
+        flip_averaged = compute_metrics((scores + class_scores(np.concatenate(mirrored), len(classes))) / 2,
+                                        labels, classes)
+        averaged_predicted = flip_averaged.pop("predicted")
     predictions, misclassified = [], []
     for (file, label), pred, row in zip(items, predicted, scores):
         entry = {"path": file, "true": classes[label], "predicted": classes[int(pred)],
                  "score": float(row[int(pred)]), "scores": [float(v) for v in row]}
+        if flip_averaged is not None:
+            entry["predicted_flip_averaged"] = classes[int(averaged_predicted[len(predictions)])]
         predictions.append(entry)
         if int(pred) != label:
             misclassified.append({**entry, "true_score": float(row[label])})
@@ -152,7 +168,7 @@ def evaluate(run_dir: str | Path, data: str | None = None, emit: Sink = discard,
         run_dir=str(run_dir), model_file=path.name, data=where, classes=classes, count=len(items),
         loss=metrics["loss"], accuracy=metrics["accuracy"], per_class=metrics["per_class"],
         confusion_matrix=metrics["confusion_matrix"], misclassified=misclassified, predictions=predictions,
-        seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - started, flip_averaged=flip_averaged,
     )
     atomic.write_json(run_dir / rundir.METRICS, result.to_dict())
     emit(Status(f"test accuracy {result.accuracy:.3f}, loss {result.loss:.3f} on {result.count} images"))
