@@ -123,6 +123,12 @@ def test_tiny_study_runs_five_rungs_on_one_frozen_split(shapes, tmp_path, tiny_b
     assert "http:" not in report and "https:" not in report and "<script" not in report  # self-contained
     assert report.count("<polyline") == 5 and report.count("src='data:image/png;base64,") >= 1
     assert report.count("<img class='cam'") >= 3 * 8  # the transfer rungs' Grad-CAM of the 8 images, at least
+    for rung in study["rungs"]:  # test-time augmentation: its own figures, paired with the plain ones
+        tta, plain = rung["tta"], rung["test_accuracy"]
+        test = tta["against_plain"]
+        assert tta["test_accuracy"] == pytest.approx((test["both_right"] + test["only_a_right"]) / rung["test_images"])
+        assert plain == pytest.approx((test["both_right"] + test["only_b_right"]) / rung["test_images"])
+    assert "with flip TTA" in summary and "with flip TTA" in report
 
 
 @pytest.mark.slow
@@ -268,3 +274,33 @@ def test_disk_full_mid_study_keeps_finished_rungs_and_resumes(shapes, tmp_path, 
     monkeypatch.setattr(atomic, "save_with", real_save_with)  # space freed
     result = run(StudyConfig(resume=str(out)))
     assert result.status == "finished" and all(r["status"] == "finished" for r in result.rungs)
+
+
+def test_full_profile_sizes_and_recipe():
+    from engine.study.config import rung_settings, scratch_size
+
+    assert scratch_size(28) == 64  # 28-px images are not upscaled to the book's 150 px
+    assert scratch_size(100) == 100 and scratch_size(400) == 150 and scratch_size(None) == 150
+    full = StudyConfig(data="x", profile="full")
+    settings = {rung: rung_settings(full, rung, median_side=28) for rung in
+                ("scratch", "scratch+aug", "features", "features-augmented", "finetune")}
+    assert settings["scratch"]["image_size"] == settings["scratch+aug"]["image_size"] == 64
+    assert all("image_size" not in settings[r] for r in ("features", "features-augmented", "finetune"))  # base's own
+    assert len({settings[r]["head_pooling"] for r in ("features", "features-augmented", "finetune")}) == 1
+    assert settings["finetune"]["learning_rate"] > 1e-5  # not the book's rate that barely moves in few epochs
+    assert rung_settings(StudyConfig(data="x", profile="full", image_size=80), "scratch", 28)["image_size"] == 80
+
+
+def test_tta_column_is_shown_beside_the_plain_accuracy_or_says_off():
+    from engine.study.job import summary_markdown
+
+    study = _synthetic_study([0.9, 0.91, 0.92, 0.93, 0.94], ["better"] * 4)
+    study.update(dataset={"root": "d", "split_counts": {}}, settings={"profile": "full", "base": "b"}, comparisons=[])
+    for rung in study["rungs"]:
+        rung.update(per_class_f1={"a": 0.9}, test_loss=0.3, epochs=3, trained_parameters=10)
+    study["rungs"][4]["tta"] = {"test_accuracy": 0.956, "ci95": [0.94, 0.97],
+                                "against_plain": {"p_value": 0.031}}
+    rows = [line for line in summary_markdown(study).splitlines() if line.startswith("| 4 ") or
+            line.startswith("| 5 ")]
+    assert "| 0.940 (0.920–0.960) | 0.956 (0.940–0.970; p 0.031) |" in rows[1]
+    assert "| 0.930 (0.910–0.950) | off |" in rows[0]

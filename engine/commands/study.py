@@ -21,6 +21,9 @@ def register(subparsers) -> None:
                    help="pretrained base of the transfer rungs (default efficientnet-lite0; see `convscope bases`)")
     p.add_argument("--out", metavar="DIR", help="study folder to create (default: a dated folder in the runs folder)")
     p.add_argument("--resume", metavar="DIR", help="continue an interrupted study; finished rungs are not retrained")
+    p.add_argument("--no-tta", dest="tta", action="store_false",
+                   help="skip the test-time-augmentation column (each test image and its mirror image, scores "
+                        "averaged): turn it off where a mirror image changes the class (text, digits)")
     p.add_argument("--json-events", action="store_true", help="print one JSON event per line instead of progress text")
     p.set_defaults(func=_cmd_study)
     p = subparsers.add_parser(
@@ -52,7 +55,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     if not args.data and not args.resume:
         raise InvalidSetting("no data folder given", "pass --data DIR (or --resume DIR)")
     config = StudyConfig(data=args.data or "", profile=args.profile, base=args.base, out=args.out,
-                         resume=args.resume)
+                         resume=args.resume, tta=args.tta)
     sink = json_event_sink if args.json_events else _human
     with cancel_on_interrupt() as token:
         result = run(config, sink, token)

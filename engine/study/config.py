@@ -10,8 +10,9 @@
 
 Profiles: ``quick`` (minutes on two cores, following docs/DEMO_DATA.md: the convnet at 64 px, the
 transfer rungs at 96 px on average-pooled features, the mild augmentation, few epochs) and ``full``
-(the base's own input size for the transfer rungs, the book convnet's 150 px, more epochs with early
-stopping). Every rung uses the study's one frozen split, so all five are judged on the same test images.
+(the base's own input size for the transfer rungs, the book convnet's 150 px capped by the images'
+median side, early stopping on validation, fine-tuning at 1e-4). Every rung uses the study's one
+frozen split, so all five are judged on the same test images.
 """
 
 from __future__ import annotations
@@ -30,22 +31,34 @@ TRANSFER_RUNGS = ("features", "features-augmented", "finetune")
 # epochs per rung and patience, per profile (early stopping on validation loss picks the epoch)
 _EPOCHS = {
     "quick": {"scratch": 15, "scratch+aug": 15, "features": 30, "features-augmented": 4, "finetune": 4},
-    "full": {"scratch": 30, "scratch+aug": 50, "features": 30, "features-augmented": 15, "finetune": 15},
+    # full: measured on the demo data (docs/study.md, levers): the scratch convnet and the cached
+    # head stop early well before 20/30 epochs; the base end to end is what costs (one pass of the
+    # base per image and epoch), so rungs 4 and 5 get few epochs, and rung 5 a higher rate instead
+    "full": {"scratch": 20, "scratch+aug": 20, "features": 30, "features-augmented": 4, "finetune": 6},
 }
 _PATIENCE = {"quick": 4, "full": 5}
 # quick: the convnet at 64 px (2.5 s/epoch on 2 cores), the base at 96 px (cached features 0.914 on
-# the demo data against 0.936 at 224 px, a quarter of the time); None: the model's own size
+# the demo data against 0.936 at 224 px, a quarter of the time); None: the model's own size, and for
+# the full profile's convnet see scratch_size
 _SCRATCH_SIZE = {"quick": 64, "full": None}
 _TRANSFER_SIZE = {"quick": 96, "full": None}
-# quick: 1,280 average-pooled features (as the demo measured); full: the training default
-_POOLING = {"quick": "avg", "full": None}
+# full: the book convnet's 150 px, but never upscaling past the images' own (median) side, and at
+# least 64 px (its four conv + pool stages still leave a 2x2 map): upscaling adds no information,
+# only time; the demo's 28-px photos train at 64 px (2.5 s/epoch on 2 cores instead of ~14 s)
+BOOK_SIZE, SCRATCH_MIN_SIZE = 150, 64
+# one pooling for rungs 3-5 (rung 5 continues rung 4's model): 1,280 average-pooled features (quick:
+# as the demo measured; full: at 224 px they beat the flattened 7x7x1280 map on validation, docs/study.md)
+_POOLING = {"quick": "avg", "full": "avg"}
+# fine-tuning rate (RMSprop; BatchNorm frozen in inference mode): the book's 1e-5 barely moves the
+# unfrozen blocks in a few epochs (docs/DEMO_DATA.md); None = the training default
+_FINETUNE_RATE = {"quick": None, "full": 1e-4}
 
 
 @dataclass(frozen=True)
 class StudyConfig(SavedConfig):
     """Settings of one study. ``resume``: the folder of an interrupted study to continue (its own
     settings are used; ``data`` may be left empty). The last four fields are for tests and benchmarks
-    (not on the command line): ``max_epochs`` caps every rung, ``image_size`` replaces the profile's,
+    (not on the command line but ``tta``, ``--no-tta``): ``max_epochs`` caps every rung, ``image_size`` replaces the profile's,
     ``batch_size`` and ``max_per_class`` as in TrainConfig; ``preset`` is the from-scratch convnet."""
 
     data: str = ""
@@ -59,6 +72,7 @@ class StudyConfig(SavedConfig):
     batch_size: int = 32
     max_per_class: int | None = None
     preset: str = "book-scratch"
+    tta: bool = True  # a flip-averaged test accuracy beside each rung's plain one (never instead)
 
     def validate(self) -> None:
         if self.resume:
@@ -85,8 +99,16 @@ def rung_folder_name(index: int, rung: str) -> str:
     return f"{index}-{rung.replace('+', '-')}"
 
 
-def rung_settings(cfg: StudyConfig, rung: str) -> dict[str, Any]:
-    """The TrainConfig settings of ``rung`` (without data, out and head_from_run)."""
+def scratch_size(median_side: int | None) -> int:
+    """The full profile's convnet size: the book's 150 px capped by the images' median side, ≥ 64."""
+    if not median_side:
+        return BOOK_SIZE
+    return max(SCRATCH_MIN_SIZE, min(BOOK_SIZE, int(median_side)))
+
+
+def rung_settings(cfg: StudyConfig, rung: str, median_side: int | None = None) -> dict[str, Any]:
+    """The TrainConfig settings of ``rung`` (without data, out and head_from_run). ``median_side``:
+    the median shorter side of the training images (the full profile's convnet size follows it)."""
     epochs = _EPOCHS[cfg.profile][rung]
     if cfg.max_epochs:
         epochs = min(epochs, cfg.max_epochs)
@@ -95,7 +117,7 @@ def rung_settings(cfg: StudyConfig, rung: str) -> dict[str, Any]:
     # the mild augmentation (flip, small shifts): the book's rotation and zoom hurt on aligned photos
     if rung in ("scratch", "scratch+aug"):
         settings.update(strategy="scratch", preset=cfg.preset, augment=rung == "scratch+aug", augmentation="mild")
-        size = _SCRATCH_SIZE[cfg.profile]
+        size = _SCRATCH_SIZE[cfg.profile] or scratch_size(median_side)
     else:
         settings.update(strategy=rung, base=cfg.base, augment=rung != "features", augmentation="mild")
         size = _TRANSFER_SIZE[cfg.profile]
@@ -103,6 +125,8 @@ def rung_settings(cfg: StudyConfig, rung: str) -> dict[str, Any]:
             settings["head_pooling"] = _POOLING[cfg.profile]
     if rung == "finetune":
         settings["head_epochs"] = 1  # unused: the head comes from rung 4 (head_from_run)
+        if _FINETUNE_RATE[cfg.profile]:
+            settings["learning_rate"] = _FINETUNE_RATE[cfg.profile]
     size = cfg.image_size or size
     if size:
         settings["image_size"] = size

@@ -30,6 +30,7 @@ from engine import __version__, atomic
 from engine.errors import DatasetError, InvalidSetting
 from engine.events import CancelToken, JobCancelled, Sink, Status, StudyRungFinished, StudyRungStarted, discard
 from engine.study import stats
+from engine.study.report import tta_cell
 from engine.study.config import RUNGS, TRANSFER_RUNGS, StudyConfig, rung_folder_name, rung_settings
 from engine.train import rundir
 
@@ -144,11 +145,27 @@ def _new_study(cfg: StudyConfig, folder: Path, split, scan_result) -> dict[str, 
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "versions": _versions(),
         "dataset": {"root": str(scan_result.root), "fingerprint": scan_result.fingerprint,
-                    "classes": list(split.classes), "split_counts": split.counts()},
+                    "classes": list(split.classes), "split_counts": split.counts(),
+                    "median_side": median_side(split.train)},
         "rungs": [{"index": i, "name": name, "run_dir": str(Path("rungs") / rung_folder_name(i, name)),
                    "status": "pending"} for i, name in enumerate(RUNGS, start=1)],
         "comparisons": [],
     }
+
+
+def median_side(items, sample: int = 200) -> int | None:
+    """The median shorter side of (an evenly spaced sample of) the images, read from their headers."""
+    from PIL import Image  # noqa: PLC0415
+
+    step = max(1, len(items) // sample)
+    sides = []
+    for path, _ in items[::step]:
+        try:
+            with Image.open(path) as image:
+                sides.append(min(image.size))
+        except OSError:  # an unreadable file is the scan's and the pipeline's to report
+            continue
+    return int(sorted(sides)[len(sides) // 2]) if sides else None
 
 
 def _save(folder: Path, study: dict[str, Any]) -> None:
@@ -178,7 +195,7 @@ def _ladder(cfg: StudyConfig, folder: Path, study: dict, prepared, emit: Sink, c
                 cancel.raise_if_cancelled()
             if _train_rung(cfg, folder, study, entry, prepared, emit, cancel, total) == "cancelled":
                 raise JobCancelled()
-            results = _rung_results(run_dir, emit, cancel)
+            results = _rung_results(run_dir, emit, cancel, cfg.tta)
         except JobCancelled:  # in training or in its evaluation: --resume trains on or evaluates it
             entry["status"] = "interrupted" if rundir.is_run_dir(run_dir) else "pending"
             _save(folder, study)
@@ -206,7 +223,7 @@ def _train_rung(cfg, folder: Path, study: dict, entry: dict, prepared, emit: Sin
         emit(StudyRungStarted(index, total, name, str(run_dir), status="resuming"))
         result = resume(run_dir, emit, cancel)
     else:
-        settings = rung_settings(cfg, name)
+        settings = rung_settings(cfg, name, study["dataset"].get("median_side"))
         if name == "finetune":
             settings["head_from_run"] = str(folder / study["rungs"][3]["run_dir"])
         entry["status"] = "running"
@@ -218,14 +235,22 @@ def _train_rung(cfg, folder: Path, study: dict, entry: dict, prepared, emit: Sin
     return result.status
 
 
-def _rung_results(run_dir: Path, emit: Sink, cancel) -> dict[str, Any]:
+def _rung_results(run_dir: Path, emit: Sink, cancel, tta: bool = False) -> dict[str, Any]:
     from engine.train.evaluate import evaluate  # noqa: PLC0415
 
-    result = evaluate(run_dir, emit=emit, cancel=cancel)
-    correct = sum(1 for p in result.predictions if p["true"] == p["predicted"])
-    low, high = stats.accuracy_interval(correct, result.count)
+    result = evaluate(run_dir, emit=emit, cancel=cancel, flip_average=tta)
+    plain = [p["true"] == p["predicted"] for p in result.predictions]
+    low, high = stats.accuracy_interval(sum(plain), result.count)
     history = rundir.read_history(run_dir)
-    return {"test_accuracy": result.accuracy, "ci95": [low, high], "test_loss": result.loss,
+    extra: dict[str, Any] = {}
+    if result.flip_averaged is not None:  # its own columns; the plain figures stay the rung's result
+        averaged = [p["true"] == p["predicted_flip_averaged"] for p in result.predictions]
+        extra["tta"] = {"method": "horizontal flip, scores averaged",
+                        "test_accuracy": result.flip_averaged["accuracy"],
+                        "ci95": list(stats.accuracy_interval(sum(averaged), result.count)),
+                        "test_loss": result.flip_averaged["loss"],
+                        "against_plain": stats.mcnemar("flip-averaged", averaged, "plain", plain).to_dict()}
+    return {**extra, "test_accuracy": result.accuracy, "ci95": [low, high], "test_loss": result.loss,
             "per_class_f1": stats.per_class_f1(result.per_class), "test_images": result.count,
             "epochs": len(history.get("epoch", [])),
             "val_accuracy": [round(float(v), 4) for v in history.get("val_accuracy", [])],  # the curve
@@ -279,16 +304,17 @@ def summary_markdown(study: dict[str, Any]) -> str:
     lines = [f"# Study on {study['dataset']['root']}", "",
              f"Profile {study['settings']['profile']}, base {study['settings']['base']}, "
              f"{study['dataset']['split_counts']} images per subset; every rung tested on the same images.", "",
-             "| # | rung | status | test accuracy (95% CI) | per-class F1 | test loss | epochs | train s | trained params |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| # | rung | status | test accuracy (95% CI) | with flip TTA (95% CI; McNemar p vs plain) | "
+             "per-class F1 | test loss | epochs | train s | trained params |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in study["rungs"]:
         if r["status"] != "finished":
-            lines.append(f"| {r['index']} | {r['name']} | {r['status']} {r.get('reason', '')} | | | | | | |")
+            lines.append(f"| {r['index']} | {r['name']} | {r['status']} {r.get('reason', '')} | | | | | | | |")
             continue
         f1 = ", ".join(f"{k} {v:.3f}" for k, v in r["per_class_f1"].items())
         lines.append(f"| {r['index']} | {r['name']} | finished | {r['test_accuracy']:.3f} "
-                     f"({r['ci95'][0]:.3f}–{r['ci95'][1]:.3f}) | {f1} | {r['test_loss']:.3f} | {r['epochs']} | "
-                     f"{r.get('train_seconds', 0):.0f} | {r['trained_parameters']:,} |")
+                     f"({r['ci95'][0]:.3f}–{r['ci95'][1]:.3f}) | {tta_cell(r)} | {f1} | {r['test_loss']:.3f} | "
+                     f"{r['epochs']} | {r.get('train_seconds', 0):.0f} | {r['trained_parameters']:,} |")
     if study["comparisons"]:
         lines += ["", "| rung | against | only it right | only other right | McNemar p | verdict |",
                   "|---|---|---|---|---|---|"]

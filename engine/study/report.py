@@ -70,21 +70,33 @@ def narrative(study: dict) -> list[str]:
     return out
 
 
+def tta_cell(rung: dict[str, Any]) -> str:
+    """The test-time-augmentation figure of a rung: accuracy, interval and McNemar p against the
+    rung's own plain predictions ("off" when the study ran with --no-tta)."""
+    tta = rung.get("tta")
+    if not tta:
+        return "off"
+    return (f"{tta['test_accuracy']:.3f} ({tta['ci95'][0]:.3f}–{tta['ci95'][1]:.3f}; "
+            f"p {tta['against_plain']['p_value']:.2g})")
+
+
 def _table(study: dict) -> str:
     rows = []
     for r in study["rungs"]:
         book = f"{BOOK[r['name']]:.2f}"
         if r["status"] != "finished":
-            rows.append(f"<tr><td>{r['index']}</td><td>{_esc(r['name'])}</td><td colspan=7>{_esc(r['status'])} "
+            rows.append(f"<tr><td>{r['index']}</td><td>{_esc(r['name'])}</td><td colspan=8>{_esc(r['status'])} "
                         f"{_esc(r.get('reason', ''))}</td><td>{book}</td></tr>")
             continue
         f1 = "<br>".join(f"{_esc(k)} {v:.3f}" for k, v in r["per_class_f1"].items())
         rows.append(
             f"<tr><td>{r['index']}</td><td>{_esc(r['name'])}</td><td><b>{r['test_accuracy']:.3f}</b></td>"
-            f"<td>{r['ci95'][0]:.3f}–{r['ci95'][1]:.3f}</td><td>{f1}</td><td>{r['test_loss']:.3f}</td>"
+            f"<td>{r['ci95'][0]:.3f}–{r['ci95'][1]:.3f}</td><td>{_esc(tta_cell(r))}</td><td>{f1}</td>"
+            f"<td>{r['test_loss']:.3f}</td>"
             f"<td>{r['epochs']}</td><td>{r.get('train_seconds', 0):.0f}</td><td>{r['trained_parameters']:,}</td>"
             f"<td>{book}</td></tr>")
-    return ("<table><tr><th>#</th><th>rung</th><th>test accuracy</th><th>95% CI</th><th>per-class F1</th>"
+    return ("<table><tr><th>#</th><th>rung</th><th>test accuracy</th><th>95% CI</th>"
+            "<th>with flip TTA (95% CI; McNemar p vs plain)</th><th>per-class F1</th>"
             "<th>test loss</th><th>epochs</th><th>train s</th><th>trained params</th><th>book</th></tr>"
             + "".join(rows) + "</table>")
 
