@@ -149,6 +149,22 @@ def test_finetune_continues_epochs_across_phases(shapes, tmp_path, tiny_base):
     assert not base.get_layer("bn1").trainable  # BatchNorm stays frozen
 
 
+def test_finetune_keeps_batchnorm_of_the_unfrozen_blocks_in_inference_mode(shapes, tmp_path, tiny_base):
+    """Fine-tuning from conv1 puts bn1 inside the unfrozen part: its scale and shift stay frozen and
+    its moving statistics are never updated from the small dataset's batches (inference mode), while
+    the unfrozen convolutions do learn."""
+    from test_train_tinybase import build_tiny_base
+
+    cfg = _config(shapes, tmp_path, strategy="finetune", base=tiny_base, augment=False, head_epochs=1,
+                  epochs=2, learning_rate=1e-2, finetune_from="conv1")
+    result = train(cfg)
+    tuned = _load(Path(result.run_dir) / "last.keras").get_layer("tiny_base")
+    fresh = build_tiny_base(input_size=48)
+    for got, start in zip(tuned.get_layer("bn1").get_weights(), fresh.get_layer("bn1").get_weights()):
+        np.testing.assert_array_equal(got, start)  # gamma, beta, moving mean, moving variance
+    assert not np.allclose(tuned.get_layer("conv1").get_weights()[0], fresh.get_layer("conv1").get_weights()[0])
+
+
 def test_finetune_from_unknown_layer_lists_valid_names(shapes, tmp_path, tiny_base):
     cfg = _config(shapes, tmp_path, strategy="finetune", base=tiny_base, augment=False,
                   finetune_from="block99_conv")
