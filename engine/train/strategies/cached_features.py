@@ -1,7 +1,8 @@
 """Strategy ``features``: the frozen base runs once over train/validation/test, its (pooled or
 flattened) features are cached on disk (:mod:`engine.train.features`), and a dense head is trained
-on them. The saved best/last models are the FULL model (base + pooling + head), so prediction and
-Grad-CAM take raw images; training resumes from ``head_last.keras`` (optimizer state included).
+on them, reading the cache files a batch of rows at a time. The saved best/last models are the FULL
+model (base + pooling + head), so prediction and Grad-CAM take raw images; training resumes from
+``head_last.keras`` (optimizer state included).
 """
 
 from __future__ import annotations
@@ -33,33 +34,33 @@ def train(ctx: RunContext) -> None:
     ctx.finalize = finalize
     weights = cache.weights_identity(spec)
     fingerprint = str(ctx.split.meta.get("fingerprint", ""))
-    arrays = {}
-    for subset in ("test", "train", "validation"):  # test first: it is cached for later runs, never held
+    rows = {}
+    for subset in ("test", "train", "validation"):  # test first: it is cached for later runs, never read here
         items = ctx.split.subset(subset)
         if not items:
             continue
         key = cache.cache_key(base=spec.name, weights=weights, image_size=ctx.size, pooling=cfg.head_pooling,
                               items=items, fingerprint=fingerprint)
 
-        def compute(items=items, subset=subset):
+        def compute(path, items=items, subset=subset):
             ds = make_dataset(items, ctx.size, cache.EXTRACT_BATCH, num_classes=ctx.num_classes, shuffle=False,
                               cache=None)
             batches = math.ceil(len(items) / cache.EXTRACT_BATCH)
             ctx.emit(Status(f"extracting {subset} features of {len(items)} images with {spec.name}"))
             started = time.perf_counter()
-            result = cache.extract(extractor, ds, batches, len(items), emit=ctx.emit, cancel=ctx.cancel,
-                                   subset=subset)
-            ctx.emit(Status(f"{subset} features: {result[0].shape} in {time.perf_counter() - started:.1f} s"))
-            return result
+            labels = cache.extract_to(path, extractor, ds, batches, len(items), emit=ctx.emit, cancel=ctx.cancel,
+                             subset=subset)
+            ctx.emit(Status(f"{subset} features: {len(items)} × {tuple(extractor.output.shape[1:])} "
+                            f"in {time.perf_counter() - started:.1f} s"))
+            return labels
 
-        feats, labels, reused = cache.cached_features(key=key, subset=subset, compute=compute, emit=ctx.emit)
+        path, labels, reused = cache.cached_features(key=key, subset=subset, compute=compute, emit=ctx.emit)
         if subset != "test":  # the head never sees the test split
-            arrays[subset] = (feats, labels)
-        del feats, labels
+            rows[subset] = cache.FeatureRows(cache.FeatureFile(path), labels)
         ctx.run.state.setdefault("feature_cache", {})[subset] = {"key": key, "reused": reused}
     ctx.run.save()
 
-    train_rows, val_rows = cache.FeatureRows(*arrays.pop("train")), cache.FeatureRows(*arrays.pop("validation"))
+    train_rows, val_rows = rows.pop("train"), rows.pop("validation")
     train_ds = cache.training_dataset(train_rows, ctx.batch_size, shuffle=True, seed=cfg.seed)
     val_ds = cache.training_dataset(val_rows, ctx.batch_size)
 
