@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-REPORT_SIZE = (1280, 4200)
+REPORT_SIZE = (1280, 2800)
 
 
 def tab_screenshot(study: Path, target: Path, work: Path) -> None:
