@@ -34,40 +34,87 @@ def _square_image():
     return image
 
 
-def test_deletion_and_insertion_curves_equal_one_image_at_a_time_scoring():
-    """The batched curves are the class probability of each perturbed image scored alone: deletion sets
-    the hottest pixels to black, insertion reveals them on a blurred copy (RISE)."""
-    import cv2
-
-    from engine.inspect.faithfulness import FaithfulnessConfig, faithfulness, heat_order
-
+def _small_classifier():
     k = keras()
     k.utils.set_random_seed(3)
-    model = k.Sequential([k.Input((SIZE, SIZE, 3)), k.layers.Rescaling(1 / 255.0),
-                          k.layers.Conv2D(4, 3, activation="relu"), k.layers.GlobalAveragePooling2D(),
-                          k.layers.Dense(3, activation="softmax")])
+    return k.Sequential([k.Input((SIZE, SIZE, 3)), k.layers.Rescaling(1 / 255.0),
+                         k.layers.Conv2D(4, 3, activation="relu"), k.layers.GlobalAveragePooling2D(),
+                         k.layers.Dense(3, activation="softmax")])
+
+
+def _one_at_a_time(model, images, class_index=2):
+    return [float(np.asarray(model(np.asarray(x, "float32")[None]))[0, class_index]) for x in images]
+
+
+def _masks(order, counts):
+    for count in counts:
+        mask = np.zeros(SIZE * SIZE, bool)
+        mask[order[:count]] = True
+        yield mask.reshape(SIZE, SIZE)
+
+
+def _deletion_insertion(model, image, order, steps):
+    """RISE's curves scored one image at a time: deletion sets the hottest pixels to black,
+    insertion reveals them on a blurred copy."""
+    import cv2
+
+    blurred = cv2.GaussianBlur(image, (0, 0), 5.0)
+    masks = list(_masks(order, [round(step / steps * SIZE * SIZE) for step in range(steps + 1)]))
+    return (_one_at_a_time(model, [np.where(m[..., None], 0.0, image) for m in masks]),
+            _one_at_a_time(model, [np.where(m[..., None], image, blurred) for m in masks]))
+
+
+def test_deletion_and_insertion_curves_equal_one_image_at_a_time_scoring():
+    """The batched curves are the class probability of each perturbed image scored alone."""
+    from engine.inspect.faithfulness import FaithfulnessConfig, faithfulness, heat_order
+
+    model = _small_classifier()
     image = np.random.default_rng(0).uniform(0, 255, (SIZE, SIZE, 3)).astype("float32")
     heat = np.random.default_rng(1).random((SIZE, SIZE)).astype("float32")
     steps = 8
     config = FaithfulnessConfig(steps=steps, road=False, baselines=False, batch_size=3)
     result = faithfulness(model, image, heat, class_index=2, config=config)
     order = heat_order(heat, np.random.default_rng(config.seed))  # the same seeded tie-break
-    blurred = cv2.GaussianBlur(image, (0, 0), 5.0)
-    want_del, want_ins = [], []
-    for step in range(steps + 1):
-        count = round(step / steps * SIZE * SIZE)
-        mask = np.zeros(SIZE * SIZE, bool)
-        mask[order[:count]] = True
-        mask = mask.reshape(SIZE, SIZE)
-        gone = np.where(mask[..., None], 0.0, image)
-        shown = np.where(mask[..., None], image, blurred)
-        want_del.append(float(np.asarray(model(gone[None].astype("float32")))[0, 2]))
-        want_ins.append(float(np.asarray(model(shown[None].astype("float32")))[0, 2]))
+    want_del, want_ins = _deletion_insertion(model, image, order, steps)
     np.testing.assert_allclose(result.explained.deletion.scores, want_del, atol=1e-5)
     np.testing.assert_allclose(result.explained.insertion.scores, want_ins, atol=1e-5)
     fractions = np.linspace(0, 1, steps + 1)
     assert result.explained.deletion.auc == pytest.approx(np.trapezoid(want_del, fractions), abs=1e-5)
     assert result.probability == pytest.approx(float(np.asarray(model(image[None]))[0, 2]), abs=1e-5)
+
+
+def test_road_and_both_baselines_in_shared_batches_equal_each_curve_scored_alone():
+    """Every curve of the map and of both baselines goes through the same full batches, the shared
+    ends scored once: the numbers are those of each image imputed and scored alone, in the seeded
+    random stream's order (the map's tie-break, ROAD's noise, the random map, the baselines' tie-breaks)."""
+    from engine.inspect import imputation
+    from engine.inspect.faithfulness import FaithfulnessConfig, centred_blob, faithfulness, heat_order, random_map
+
+    model = _small_classifier()
+    image = np.random.default_rng(5).uniform(0, 255, (SIZE, SIZE, 3)).astype("float32")
+    heat = np.random.default_rng(6).random((SIZE, SIZE)).astype("float32")
+    steps = 5
+    config = FaithfulnessConfig(steps=steps, batch_size=4)
+    result = faithfulness(model, image, heat, class_index=2, config=config, low_res=(4, 4))
+    rng = np.random.default_rng(config.seed)
+    order = heat_order(heat, rng)
+    counts = [round(step / steps * SIZE * SIZE) for step in range(steps)]  # 0 .. 80 % removed
+    for name, ranking in (("road_morf", order), ("road_lerf", order[::-1])):
+        imputed = [imputation.impute(image, mask, rng) for mask in _masks(ranking, counts)]
+        np.testing.assert_allclose(getattr(result.explained, name).scores, _one_at_a_time(model, imputed),
+                                   atol=1e-5, err_msg=name)
+    maps = {"random": random_map((SIZE, SIZE), (4, 4), rng), "blob": centred_blob((SIZE, SIZE))}
+    for name, other in maps.items():
+        want_del, want_ins = _deletion_insertion(model, image, heat_order(other, rng), steps)
+        np.testing.assert_allclose(result.baselines[name].deletion.scores, want_del, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(result.baselines[name].insertion.scores, want_ins, atol=1e-5, err_msg=name)
+    one_pass_per_step = faithfulness(model, image, heat, 2, FaithfulnessConfig(steps=steps, batch_size=1),
+                                     low_res=(4, 4))
+    for which, scores in {"map": result.explained, **result.baselines}.items():
+        alone = one_pass_per_step.explained if which == "map" else one_pass_per_step.baselines[which]
+        for curve in ("deletion", "insertion", "road_morf", "road_lerf"):
+            if getattr(scores, curve) is not None:
+                np.testing.assert_allclose(getattr(alone, curve).scores, getattr(scores, curve).scores, atol=1e-6)
 
 
 def test_a_faithful_map_beats_both_baselines_and_the_verdict_says_so():
@@ -125,8 +172,9 @@ def test_imputation_solves_the_roads_equations_and_keeps_the_kept_pixels():
     small = rng.uniform(0, 255, (20, 16, 3)).astype("float32")
     removed = rng.random((20, 16)) < 0.6
     exact = imputation.solve_exact(small, removed)
-    np.testing.assert_allclose(exact, _sparse_reference(small, removed), atol=1e-3)
+    np.testing.assert_allclose(exact, _sparse_reference(small, removed), atol=1e-5)
     assert imputation.residual(exact, removed) < 1e-3
+    np.testing.assert_allclose(imputation.impute(small, removed, None, noise=0.0), exact, atol=1e-5)
     noisy = imputation.impute(small, removed, np.random.default_rng(0))
     np.testing.assert_array_equal(noisy[~removed], small[~removed])
     assert 1.0 < np.std(noisy[removed] - exact[removed]) < 4.0  # the 2.55 noise, clipped at the ends
@@ -137,6 +185,62 @@ def test_imputation_solves_the_roads_equations_and_keeps_the_kept_pixels():
     approx = imputation.impute(smooth, blob, np.random.default_rng(0), noise=0.0)
     np.testing.assert_array_equal(approx[~blob], smooth[~blob])
     assert np.abs(approx - _sparse_reference(smooth, blob))[blob].mean() < 3.0
+
+
+def _kernel_mean(values):
+    """Each pixel's mean over its neighbours inside the image, 1/6 direct and 1/12 diagonal, written out."""
+    h, w = values.shape[:2]
+    total, weight = np.zeros_like(values, np.float64), np.zeros((h, w, 1))
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            if dr or dc:
+                kernel = 1 / 12 if dr and dc else 1 / 6
+                rows, cols = slice(max(0, -dr), h - max(0, dr)), slice(max(0, -dc), w - max(0, dc))
+                from_rows, from_cols = slice(max(0, dr), h + min(0, dr)), slice(max(0, dc), w + min(0, dc))
+                total[rows, cols] += kernel * values[from_rows, from_cols]
+                weight[rows, cols] += kernel
+    return total / weight
+
+
+def _pyramid_reference(image, removed):
+    """The pyramid of engine.inspect.imputation written plainly: halve (area means of the kept pixels; a
+    coarse pixel is kept when at least half its pixels are), solve the top exactly, then at each level
+    start from the level below (bilinear) and take ten Jacobi sweeps of ROAD's equations."""
+    import cv2
+
+    h, w = removed.shape
+    if max(h, w) <= 24:
+        return _sparse_reference(image, removed)
+    kept = (~removed).astype("float32")
+    half = ((w + 1) // 2, (h + 1) // 2)
+    share = cv2.resize(kept, half, interpolation=cv2.INTER_AREA)
+    sums = cv2.resize(image * kept[..., None], half, interpolation=cv2.INTER_AREA)
+    coarse_kept = share >= 0.5
+    coarse = np.where(coarse_kept[..., None], sums / np.maximum(share, 1e-6)[..., None], 0.0).astype("float32")
+    start = cv2.resize(_pyramid_reference(coarse, ~coarse_kept).astype("float32"), (w, h),
+                       interpolation=cv2.INTER_LINEAR)
+    out = np.where(removed[..., None], start, image).astype(np.float64)
+    for _ in range(10):
+        out = np.where(removed[..., None], _kernel_mean(out), image)
+    return out
+
+
+def test_the_fast_imputation_equals_the_pyramid_written_plainly():
+    """ROAD's imputation (OpenCV filters, sparse LU at the top, in-place sweeps) gives the numbers of
+    the straightforward pyramid above (float64), on an image that goes through two levels, to 1e-5 of
+    the 0..255 range — float32's own resolution there — before the noise, added to the removed pixels only."""
+    from engine.inspect import imputation
+
+    rng = np.random.default_rng(8)
+    yy, xx = np.mgrid[:70, :52]
+    image = np.stack([yy * 3.0, xx * 4.0, 128 + 100 * np.sin(xx / 5.0)], -1).astype("float32")
+    image += rng.uniform(0, 20, image.shape).astype("float32")
+    for removed in (rng.random((70, 52)) < 0.7, ((yy - 30) ** 2 + (xx - 20) ** 2) < 18**2):
+        fast = imputation.impute(image, removed, None, noise=0.0)
+        np.testing.assert_allclose(fast, _pyramid_reference(image, removed), atol=1e-5 * 255, rtol=0)
+        noisy = imputation.impute(image, removed, np.random.default_rng(0))
+        np.testing.assert_array_equal(noisy[~removed], image[~removed])
+        assert 1.0 < np.std(noisy[removed] - fast[removed]) < 4.0
 
 
 def test_spearman_is_scipys_rank_correlation_with_ties():
@@ -169,6 +273,8 @@ def test_sanity_check_flags_a_map_that_ignores_the_top_layer_and_never_touches_t
     assert "sanity check failed" in stuck.summary() and stuck.to_dict()["flagged"] is True
     cascade = sanity_check(model, image, 0, "gradcam", None, stages=2)
     assert [paths for paths, _ in cascade.stages] == [("head",), ("head", "detector")]
+    # the cached twin is reset to the model's weights before each check: the same first stage again
+    assert cascade.stages[0][1] == pytest.approx(passed.stages[0][1], abs=1e-9)
 
 
 def test_cli_score_adds_the_numbers_to_json_and_text(tmp_path, capsys):

@@ -262,20 +262,23 @@ class Trust:
         return {**self.faithfulness.to_dict(), "sanity": None if self.sanity is None else self.sanity.to_dict()}
 
 
-def assess(loaded, explanation: Explanation, config=None, sanity: bool = True, cancel=None) -> Trust:
+def assess(loaded, explanation: Explanation, config=None, sanity: bool = True, cancel=None,
+           timings: dict | None = None) -> Trust:
     """Faithfulness curves (and baselines) of ``explanation``'s map on the array the model explained,
-    and the cascading-randomisation sanity check of its method."""
+    and the cascading-randomisation sanity check of its method (``timings``: phase → seconds is added
+    to it, the benchmark's profile)."""
     from engine.inspect.faithfulness import faithfulness  # noqa: PLC0415
     from engine.inspect.sanity import sanity_check  # noqa: PLC0415
 
     cam = explanation.cam
     scores = faithfulness(loaded.model, explanation.input_array, cam.heatmap, cam.class_index, config,
                           output_index=cam.output_index, low_res=cam.raw.shape if cam.raw is not None else None,
-                          cancel=cancel, explain_input=cam.explain_input, others=explanation.other_inputs)
+                          cancel=cancel, explain_input=cam.explain_input, others=explanation.other_inputs,
+                          timings=timings)
     check = None
     if sanity:
         check = sanity_check(loaded.model, explanation.input_array, cam.class_index, cam.method,
                              None if cam.layer == "input" else cam.layer, cam.output_index, cam.target,
                              original=cam.raw, cancel=cancel, explain_input=cam.explain_input,
-                             others=[o[0] for o in explanation.other_inputs])
+                             others=[o[0] for o in explanation.other_inputs], timings=timings)
     return Trust(scores, check)
