@@ -9,12 +9,18 @@
   faithful) and least relevant first (LeRF, high is faithful), 0..95% removed.
 - **Baselines** on the same image: a random map (uniform noise at the map's own resolution,
   upsampled) and a centred Gaussian blob; without them a number means little. They get the
-  deletion and insertion curves (ROAD's imputation costs ~60 ms an image: it is kept for the map).
+  deletion and insertion curves (ROAD's imputation is kept for the map: it is the costliest step).
 
-Every perturbed image of every curve is scored in batches of ``batch_size`` through the compiled
-image scorer of :mod:`engine.inspect.cam.methods` (``batch_size=1`` is the one-pass-per-step
-reference the benchmark compares against). Ties in the heat (a ReLU'd map is often flat zero) are
-broken by a seeded random order, so the result is reproducible.
+Every perturbed image of every curve — the map's and both baselines' — goes into the same full
+batches of ``batch_size`` through the compiled image scorer of :mod:`engine.inspect.cam.methods`;
+the ends the curves share (the photo, the black image, the blurred copy) are scored once, and a full
+batch is scored in a worker thread while the next images are built. ``batch_size=1`` is the
+one-pass-per-step reference the benchmark compares against (`bench/bench_faithfulness.py`: on 2 CPU
+cores the model's throughput barely grows with the batch, so batching saves little; ROAD's
+imputation and the forward passes are the panel's cost). Ties in the heat (a ReLU'd map is often
+flat zero) are broken by a seeded random order, and the random stream is drawn in a fixed order
+(the map's tie-break, ROAD's noise, the random map, the baselines' tie-breaks), so the result is
+reproducible whatever the batch size.
 """
 
 from __future__ import annotations
