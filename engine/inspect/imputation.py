@@ -44,9 +44,17 @@ def _neighbour_mean(values: np.ndarray) -> np.ndarray:
     """Each pixel's kernel-weighted mean over the neighbours inside the image."""
     import cv2  # noqa: PLC0415
 
-    weight = _inside_weight(*values.shape[:2])
+    height, width = values.shape[:2]
+    weight = _inside_weight(height, width)
+    if values.ndim == 3:
+        weight = weight[..., None]
     total = cv2.filter2D(values, -1, _KERNEL, borderType=cv2.BORDER_CONSTANT)
-    return total / (weight[..., None] if values.ndim == 3 else weight)
+    if min(height, width) < 3:
+        return total / weight
+    # the weights are exactly 1 inside the image: only the border rows and columns need dividing
+    for edge in (np.s_[0], np.s_[-1], np.s_[1:-1, 0], np.s_[1:-1, -1]):
+        total[edge] /= weight[edge]
+    return total
 
 
 def solve_exact(image: np.ndarray, removed: np.ndarray) -> np.ndarray:
@@ -105,7 +113,7 @@ def _solve(image: np.ndarray, removed: np.ndarray) -> np.ndarray:
         coarse = np.where(coarse_kept[..., None], kept_sum / np.maximum(kept_share, 1e-6)[..., None], 0.0)
         coarse = _solve(coarse.astype(np.float32), ~coarse_kept)
         start = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)
-    where = np.broadcast_to(removed[..., None], image.shape)
+    where = np.repeat(removed[..., None], image.shape[2], axis=2)  # contiguous: copyto is faster
     out = np.array(image, np.float32)
     np.copyto(out, start, where=where)
     for _ in range(SWEEPS):
