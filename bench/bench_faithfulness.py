@@ -161,8 +161,8 @@ def main() -> int:
         f"{best}) than one at a time (table above: TensorFlow already spreads one image over both cores, and "
         "large batches fall out of the cache), so no batching can make the forward passes 4× faster here; "
         "and the curves also impute ROAD's 40 images, the same code on both sides, overlapped with the "
-        "scoring on both sides: once the passes are batched the curves wait on the imputation "
-        f"({statistics.median([p['ROAD imputation'] for p in profiles]):.2f} s).",
+        f"scoring on both sides ({statistics.median([p['ROAD imputation'] for p in profiles]):.2f} s in the "
+        "panel's profile).",
         f"- **Whole panel: {statistics.median(panels):.2f} s (goal ≤ 3 s)**, {statistics.median(panel_ratio):.2f}× "
         "faster than the same panel one pass per step. Its floor is the forward passes: 155 images at "
         f"{statistics.median(per_image[batch]):.1f} ms an image (batches of {batch}) are "
