@@ -50,6 +50,17 @@ CLI_NOT_RERUN = ("not rerun (`--skip-cli`); its last figure, one run on an Intel
 NOTES = [
     "## Notes",
     "",
+    "- The photo rows: the scan fully decodes every image (a truncated file is caught there, not in an epoch); "
+    "the epoch decodes each 500×375 JPEG once, resizes it to the model's side and streams the decoded images "
+    "through a cache file, so its memory does not grow with the number of images (the 32 px epoch's cache file is "
+    "the same mechanism). A full epoch over all 25,000 photos took too long for a shared 2-core machine at "
+    "load 12-30 (~50 min, estimated from the 3,000-image epoch); `--photo-per-class 0` (the default) runs it.",
+    "- The real window's loop: the Grad-CAM tab starts scoring each map's faithfulness (deletion, insertion, ROAD, "
+    "the sanity check) as a second job, and the next request cancels it; cancelled jobs end at their next check, "
+    "so on a busy machine several run at once, and they hold the memory the window's rows show above the runner "
+    "alone. The same loop with that job switched off (60 requests, 2026-11-30 14:27, load ~20) stayed flat: RSS "
+    "731 MB at 1 → 735 MB at 50 → 735 MB at 60, one runner child left after; the tabs themselves keep nothing "
+    "per request; the runner children left after the window's loop (22 at 100 requests) are such cancelled scoring jobs still running 10 s after the last request.",
     "- The runner's loop is flat since the second session: `JobHandle` had a signal named `event`, which "
     "shadows `QObject.event()`, and PySide then kept every ended handle and its result alive (+5.4 % over "
     "these 450 jobs, ~0.09 MB each, before the rename to `engine_event`; "
@@ -58,8 +69,9 @@ NOTES = [
     "loads the model file again, as the CLI does). The engine calls alone do not grow (first session: the "
     "same `compute_cam` + `compute_activations` pair 500 times stayed at 621 → 621 MB), so it is the per-request "
     "model load (Keras/TensorFlow state); under the goal, not chased further.",
-    "- Since the second session the pipeline runs without tf.data's autotuning model "
-    "(docs/benchmarks_epoch_stalls.md); the streamed epoch's peak memory was 878 MB before, 873–884 MB after (two runs).",
+    "- The full run, every figure at its full size and in three rounds (about 3 hours on 2 cores at load 12-30, "
+    "most of it the CLI loop and the window's 1,500 requests): "
+    "`nice -n 10 .venv/bin/python bench/bench_soak.py --rounds 3`.",
     "",
 ]
 
