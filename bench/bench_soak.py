@@ -55,7 +55,9 @@ NOTES = [
     "through a cache file, so its memory does not grow with the number of images (the 32 px epoch's cache file is "
     "the same mechanism). A full epoch over all 25,000 photos took too long for a shared 2-core machine at "
     "load 12-30 (~50 min, estimated from the 3,000-image epoch); `--photo-per-class 0` (the default) runs it.",
-    "- The real window's loop: the Grad-CAM tab starts scoring each map's faithfulness (deletion, insertion, ROAD, "
+    "- The real window's loop: at 500 requests on main after the faithfulness panel's speed-up (feffcd8) it "
+    "stayed within +2 % (3 rounds, 2026-11-30 14:31). Before that speed-up, at load ~28, a request took 8.7 s and "
+    "the window held ~300 MB more than the runner alone. Why: the Grad-CAM tab starts scoring each map's faithfulness (deletion, insertion, ROAD, "
     "the sanity check) as a second job, and the next request cancels it; cancelled jobs end at their next check, "
     "so on a busy machine several run at once, and they hold the memory the window's rows show above the runner "
     "alone. The same loop with that job switched off (60 requests, 2026-11-30 14:27, load ~20) stayed flat: RSS "
@@ -69,8 +71,8 @@ NOTES = [
     "loads the model file again, as the CLI does). The engine calls alone do not grow (first session: the "
     "same `compute_cam` + `compute_activations` pair 500 times stayed at 621 → 621 MB), so it is the per-request "
     "model load (Keras/TensorFlow state); under the goal, not chased further.",
-    "- The full run, every figure at its full size and in three rounds (about 3 hours on 2 cores at load 12-30, "
-    "most of it the CLI loop and the window's 1,500 requests): "
+    "- The full run, every figure at its full size and in three rounds (about 1.5 hours on 2 cores at load 12-30, "
+    "most of it the CLI loop and the full photo epoch): "
     "`nice -n 10 .venv/bin/python bench/bench_soak.py --rounds 3`.",
     "",
 ]
