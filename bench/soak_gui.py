@@ -4,6 +4,7 @@ memory after request k as bench_soak's other loops do."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -89,7 +90,8 @@ def phase_window(model_path: str, images: list[str], requests: int) -> dict:
     from app.main_window import MainWindow
 
     app = create_application()  # noqa: F841 - installs the GUI's garbage collector policy too
-    ini = Path(tempfile.mkdtemp(prefix="soak_window_")) / "settings.ini"
+    settings_dir = Path(tempfile.mkdtemp(prefix="soak_window_"))  # the window's settings, removed at the end
+    ini = settings_dir / "settings.ini"
     context = AppContext(AppSettings(QSettings(str(ini), QSettings.Format.IniFormat)))
     context.runner.show_dialogs = False
     window = MainWindow(context, load_tf=False)
@@ -133,6 +135,7 @@ def phase_window(model_path: str, images: list[str], requests: int) -> dict:
     import gc
 
     gc.collect()
+    shutil.rmtree(settings_dir, ignore_errors=True)
     return {"seconds": time.perf_counter() - started, "layer": act_tab.current_layer, "errors": errors[:5],
             "error_count": len(errors), "runner_children_after": len(context.runner.children()),
             "rss_mb_after_gc_collect": rss_mb(), **_series(samples, requests)}
