@@ -23,7 +23,9 @@ from app.widgets.job_progress import JobProgress
 from app.widgets.study_views import ConfusionMatrices, RungCurves
 
 GROUP = "study"
-COLUMNS = ("rung", "status", "test accuracy", "95% CI", "per-class F1", "epochs", "train s", "vs previous")
+COLUMNS = ("rung", "status", "test accuracy", "95% CI", "with flip TTA (95% CI; p vs plain)", "per-class F1", "epochs",
+           "train s", "vs previous")
+TTA_COLUMN, PREVIOUS_COLUMN = COLUMNS.index("with flip TTA (95% CI; p vs plain)"), COLUMNS.index("vs previous")
 RUNG_NAMES = ("scratch", "scratch+aug", "features", "features-augmented", "finetune")
 
 
@@ -130,9 +132,12 @@ class StudyTab(EngineJobTab):
             return
         self._set(row, 2, f"{r['test_accuracy']:.3f}")
         self._set(row, 3, f"{r['ci95'][0]:.3f}–{r['ci95'][1]:.3f}")
-        self._set(row, 4, ", ".join(f"{k} {v:.2f}" for k, v in r["per_class_f1"].items()))
-        self._set(row, 5, str(r["epochs"]))
-        self._set(row, 6, f"{r.get('train_seconds', 0):.0f}")
+        from engine.study.report import tta_cell  # noqa: PLC0415
+
+        self._set(row, TTA_COLUMN, tta_cell(r))  # its own column, never instead of the plain figure
+        self._set(row, 5, ", ".join(f"{k} {v:.2f}" for k, v in r["per_class_f1"].items()))
+        self._set(row, 6, str(r["epochs"]))
+        self._set(row, 7, f"{r.get('train_seconds', 0):.0f}")
         name = RUNG_NAMES[row]
         if r.get("val_accuracy"):
             self.curves.set_curve(name, r["val_accuracy"])
@@ -144,7 +149,7 @@ class StudyTab(EngineJobTab):
         for comparison in comparisons or []:
             if comparison["kind"] != "previous" or comparison["a"] not in RUNG_NAMES:
                 continue
-            self._set(RUNG_NAMES.index(comparison["a"]), 7,
+            self._set(RUNG_NAMES.index(comparison["a"]), PREVIOUS_COLUMN,
                       f"{comparison['verdict']} (p = {comparison['p_value']:.2g})")
 
     def show_study(self, folder: str) -> None:

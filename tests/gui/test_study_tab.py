@@ -16,7 +16,10 @@ RUNGS = ("scratch", "scratch+aug", "features", "features-augmented", "finetune")
 
 
 def _assert_shows(tab, study: dict) -> None:
-    """The tab shows what study.json records: each rung's row, curve and confusion matrix."""
+    """The tab shows what study.json records: each rung's row, curve and confusion matrix, and the
+    flip-TTA figure in its own column beside (never instead of) the plain accuracy."""
+    from app.tabs.study import PREVIOUS_COLUMN, TTA_COLUMN
+
     for row, entry in enumerate(study["rungs"]):
         assert entry["status"] == "finished"
         assert tab.cell(row, 1) == "finished"
@@ -28,8 +31,10 @@ def _assert_shows(tab, study: dict) -> None:
         assert tab.curves.curve(entry["name"]) == pytest.approx(entry["val_accuracy"], abs=1e-6)
         assert tab.confusions.matrix(entry["name"]) == entry["confusion_matrix"]
         assert sum(map(sum, entry["confusion_matrix"])) == entry["test_images"]
+        assert entry["tta"], "the study runs with flip TTA by default"
+        assert tab.cell(row, TTA_COLUMN).startswith(f"{entry['tta']['test_accuracy']:.3f} (")
     assert list(tab.confusions.tables) == list(RUNGS)  # side by side, in ladder order
-    assert "p = " in tab.cell(1, 7)  # rung 2 against rung 1, McNemar
+    assert "p = " in tab.cell(1, PREVIOUS_COLUMN)  # rung 2 against rung 1, McNemar
 
 
 def test_study_tab_fills_table_curves_and_matrices_from_a_real_study(context, qtbot, shapes, errors, monkeypatch):
