@@ -159,6 +159,12 @@ def write_bytes(target: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def copy_file(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Atomically make ``target`` a byte-for-byte copy of ``source``."""
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+
+
 def write_text(target: str | os.PathLike, text: str) -> None:
     write_bytes(target, text.encode("utf-8"))
 

@@ -142,7 +142,7 @@ def test_disk_full_during_a_checkpoint_save_keeps_the_previous_one(shapes, tmp_p
 
     def save(self, filepath, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] > 2:  # epoch 1 wrote last.keras and best.keras; epoch 2 fills the disk
+        if calls["n"] > 1:  # epoch 1 wrote last.keras (best.keras is its copy); epoch 2 fills the disk
             Path(filepath).write_bytes(b"PK\x03\x04 half a zip")
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_save(self, filepath, *args, **kwargs)
@@ -241,7 +241,7 @@ def test_cancel_while_a_checkpoint_is_being_saved_leaves_a_consistent_run(shapes
 
     def save(self, filepath, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 3:  # epoch 1: last + best; epoch 2: last
+        if calls["n"] == 2:  # epoch 1: last (best is its copy); epoch 2: last
             token.cancel()
         return real_save(self, filepath, *args, **kwargs)
 
@@ -269,7 +269,7 @@ KILL_MID_SAVE = textwrap.dedent("""
     def save(self, filepath, *args, **kwargs):
         calls["n"] += 1
         real_save(self, filepath, *args, **kwargs)
-        if calls["n"] == 3:  # epoch 2's last.keras: half written to its temp file, then the power goes
+        if calls["n"] == 2:  # epoch 2's last.keras (epoch 1 saved once, best.keras copied): half written, then the power goes
             data = Path(filepath).read_bytes()
             Path(filepath).write_bytes(data[: len(data) // 2])
             os.kill(os.getpid(), signal.SIGKILL)
@@ -301,3 +301,28 @@ def test_killed_in_the_middle_of_a_checkpoint_save_resumes_from_the_previous_one
     assert epochs == [2, 3, 4]
     assert _history_epochs(run) == [1, 2, 3, 4] and rundir.read_state(run)["status"] == "finished"
     assert int(_load(run / "last.keras").optimizer.iterations.numpy()) == 4 * 2
+
+
+def test_best_checkpoint_holds_the_best_epochs_weights_and_last_the_final_ones(shapes, tmp_path, monkeypatch):
+    """best.keras is written as a copy of the epoch's last.keras when that epoch improves (one
+    serialization, not two): whichever epoch was best, best.keras must hold that epoch's weights and
+    last.keras the final epoch's."""
+    from engine.models.loading import load_keras_file
+    from engine.train import fitting
+
+    weights_at_epoch: list[list[np.ndarray]] = []
+    real_save = fitting.save_model
+
+    def recording_save(model, path):
+        if Path(path).name == "last.keras":
+            weights_at_epoch.append([w.copy() for w in model.get_weights()])
+        return real_save(model, path)
+
+    monkeypatch.setattr(fitting, "save_model", recording_save)
+    run = tmp_path / "run"
+    train(quick_config(shapes, run, epochs=4, learning_rate=3e-2))  # a high rate: the loss does not fall every epoch
+    state = rundir.read_state(run)
+    assert len(weights_at_epoch) == 4
+    for name, epoch in (("best.keras", state["best_epoch"]), ("last.keras", 4)):
+        saved = load_keras_file(run / name).get_weights()
+        assert all(np.array_equal(a, b) for a, b in zip(saved, weights_at_epoch[epoch - 1])), (name, epoch)

@@ -92,10 +92,11 @@ def make_engine_callback(
             seconds = time.perf_counter() - self._epoch_start
             metrics = _floats(logs)
             number = run.epochs_done + 1
-            saved = [(save("last", number), False)]
+            last = save("last", number)
+            saved = [(last, False)]
             value = metrics.get(monitor, metrics.get("loss", math.inf))
-            if value == value and value < run.best:
-                saved.append((save("best", number), True))  # state names it only once it is on disk
+            if value == value and value < run.best:  # best = this epoch's weights: last's bytes
+                saved.append((save("best", number, same_as=last), True))  # named in state once on disk
                 run.state["best_value"] = value
                 run.state["best_epoch"] = number
                 run.state["best_metrics"] = metrics

@@ -68,10 +68,16 @@ def save_model(model, path: Path) -> str:
     return str(path)
 
 
-def checkpointer(ctx: RunContext, model, prefix: str = "") -> Callable[[str, int], str]:
-    """The callback's ``save(kind, epoch)``: writes ``<prefix><kind>.keras`` in the run folder."""
-    def save(kind: str, epoch: int) -> str:
-        return save_model(model, ctx.run_dir / f"{prefix}{kind}.keras")
+def checkpointer(ctx: RunContext, model, prefix: str = "") -> Callable[..., str]:
+    """The callback's ``save(kind, epoch, same_as=None)``: writes ``<prefix><kind>.keras`` in the run
+    folder; ``same_as``, a checkpoint of this very epoch, is copied byte for byte instead (serializing
+    the model a second time costs as much as the first)."""
+    def save(kind: str, epoch: int, same_as: str | None = None) -> str:
+        target = ctx.run_dir / f"{prefix}{kind}.keras"
+        if same_as:
+            atomic.copy_file(same_as, target)
+            return str(target)
+        return save_model(model, target)
 
     return save
 
