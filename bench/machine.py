@@ -34,6 +34,19 @@ def load() -> str:
         return "unknown"
 
 
+def _load_says() -> str:
+    """What the load average means for the figures: at most one runnable task per core over the
+    last minute is a machine doing little but this benchmark."""
+    try:
+        one_minute = os.getloadavg()[0]
+    except OSError:
+        return "the load is unknown on this system."
+    if one_minute <= (os.cpu_count() or 1) + 0.5:
+        return "the machine was otherwise quiet (about one runnable task per core: this benchmark)."
+    return ("the machine was shared with other work, so absolute times are disturbed; interleaved "
+            "rounds let both sides of a ratio share the disturbance.")
+
+
 def header(script: str, rounds: int | None = None) -> list[str]:
     """Markdown lines naming the machine; call at the end of a run so the load covers it."""
     from engine.precision import this_cpu_flags  # noqa: PLC0415
@@ -44,9 +57,8 @@ def header(script: str, rounds: int | None = None) -> list[str]:
     lines = [
         f"Measured by `{script}` on **{cpu_model()}** ({has}), {os.cpu_count()} cores, "
         f"TensorFlow {tf().__version__}, Keras {keras().__version__}, Python {platform.python_version()}.",
-        f"Load average at the end (1/5/15 min): {load()} — the machine was shared with other work, so "
-        "absolute times are disturbed; ratios come from rounds interleaved so both sides share the "
-        "disturbance" + (f" ({rounds} rounds: median, range in brackets)." if rounds else "."),
+        f"Load average at the end (1/5/15 min): {load()} — {_load_says()}"
+        + (f" Ratios come from interleaved rounds ({rounds}: median, range in brackets)." if rounds else ""),
     ]
     return lines
 
