@@ -159,10 +159,10 @@ def evaluate(run_dir: str | Path, data: str | None = None, emit: Sink = discard,
     for i, (images, _) in enumerate(dataset):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        scores = np.asarray(scores_of(images))
-        outputs.append(scores[:len(images)])
+        batch_scores = np.asarray(scores_of(images))
+        outputs.append(batch_scores[:len(images)])
         if flip_average:  # the mirror images' scores follow the images' in the same pass
-            mirrored.append(scores[len(images):])
+            mirrored.append(batch_scores[len(images):])
         emit(Progress(done=i + 1, total=batches, message="evaluating"))
     scores = class_scores(np.concatenate(outputs), len(classes))
     labels = np.array([label for _, label in items])
