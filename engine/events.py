@@ -124,17 +124,20 @@ class StudyRungStarted(Event):
     total: int
     name: str
     run_dir: str
-    status: str = "training"  # "training" | "resuming" | "finished earlier" | "skipped"
+    status: str = "training"  # "training" | "resuming" | "evaluating" | "finished earlier" | "skipped"
+    val_accuracy: list[float] = field(default_factory=list)  # "resuming": the curve of its epochs so far
 
 
 @dataclass(frozen=True)
 class StudyRungFinished(Event):
-    """A rung's result on the study's test images (``result``: the rung's entry of study.json)."""
+    """A rung's result on the study's test images (``result``: the rung's entry of study.json), also
+    sent again for each rung a resumed study finds finished, so a listener shows the whole study."""
 
     index: int
     total: int
     name: str
     result: dict[str, Any] = field(default_factory=dict)
+    comparisons: list[dict[str, Any]] = field(default_factory=list)  # the study's paired tests so far
 
 
 class JobCancelled(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -165,6 +166,36 @@ def test_resume_after_sigkill_skips_finished_rungs(shapes, tmp_path, tiny_base):
         assert (out / "rungs" / name / "history.csv").stat().st_mtime_ns == mtime
     study = json.loads((out / "study.json").read_text())
     assert all(r["status"] == "finished" for r in study["rungs"])
+
+
+def test_resumed_rung_starts_with_its_curve_so_far(shapes, tmp_path, tiny_base):
+    """A rung interrupted after its first epoch: on --resume its StudyRungStarted carries the validation
+    curve of the epochs it had, so a listener (the Study tab) draws them before the new ones arrive."""
+    from engine.events import CancelToken, EpochEnded, StudyRungStarted
+
+    out = tmp_path / "study"
+    token = CancelToken()
+
+    def cancel_after_first_epoch(event):
+        if isinstance(event, EpochEnded):
+            token.cancel()
+
+    assert run(_study(shapes, out, max_epochs=3), cancel_after_first_epoch, token).status == "cancelled"
+    study = json.loads((out / "study.json").read_text())
+    assert study["rungs"][0]["status"] == "interrupted"
+    with open(out / "rungs" / "1-scratch" / "history.csv") as handle:
+        so_far = [float(row["val_accuracy"]) for row in csv.DictReader(handle)]
+    assert len(so_far) == 1
+    resumed, token = [], CancelToken()
+
+    def stop_at_the_resumed_rung(event):
+        if isinstance(event, StudyRungStarted):
+            resumed.append(event)
+            token.cancel()  # nothing more is needed of this run
+
+    run(StudyConfig(resume=str(out)), stop_at_the_resumed_rung, token)
+    assert [(e.name, e.status) for e in resumed] == [("scratch", "resuming")]
+    assert resumed[0].val_accuracy == pytest.approx(so_far, abs=1e-4)
 
 
 # --------------------------------------------------------------------------- bad input

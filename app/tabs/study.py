@@ -3,7 +3,8 @@
 It only renders: the job is :func:`engine.study.job.run` in a child process (like training); the
 table, the rungs' validation curves (overlaid) and their confusion matrices (side by side) fill
 from its events, the same ``convscope study --json-events`` prints; "Open study…" shows a finished
-study from its study.json the same way. "Open report" opens the study's self-contained
+study from its study.json the same way, and "Resume study" continues an unfinished one (the engine
+sends the rungs it finished earlier as events too, so the tab fills from the events alone). "Open report" opens the study's self-contained
 ``report.html`` in the system's browser.
 """
 
@@ -52,8 +53,10 @@ class StudyTab(EngineJobTab):
         self.cancel_button = QPushButton("Cancel")
         self.report_button = QPushButton("Open report")
         self.open_button = QPushButton("Open study…")
+        self.resume_button = QPushButton("Resume study")
+        self.resume_button.setToolTip("continue the shown study where it stopped; finished rungs are not retrained")
         for widget in (QLabel("Profile"), self.profile_combo, self.start_button, self.cancel_button,
-                       self.report_button, self.open_button):
+                       self.open_button, self.resume_button, self.report_button):
             row.addWidget(widget)
         row.addStretch(1)
         layout.addLayout(row)
@@ -86,6 +89,7 @@ class StudyTab(EngineJobTab):
         layout.addWidget(views, 1)
         self.start_button.clicked.connect(self.start)
         self.open_button.clicked.connect(self.choose_study)
+        self.resume_button.clicked.connect(self.resume)
         self.cancel_button.clicked.connect(self.cancel)
         self.report_button.clicked.connect(self.open_report)
         context.dataset_changed.connect(self._on_dataset_changed)
@@ -115,12 +119,15 @@ class StudyTab(EngineJobTab):
             self.folder = str(Path(event.run_dir).parent.parent)
             self._running_rung = event.name
             self.status_label.setText(f"Rung {event.index}/{event.total}: {event.name} — {event.status}")
+            if event.val_accuracy:  # a resumed rung: its epochs before the interruption
+                self.curves.set_curve(event.name, event.val_accuracy)
         elif isinstance(event, EpochEnded):
             if self._running_rung is not None and "val_accuracy" in event.metrics:
                 self.curves.add_point(self._running_rung, event.epoch, event.metrics["val_accuracy"])
         elif isinstance(event, StudyRungFinished):
             self._running_rung = None
             self._show_rung(event.index - 1, event.result)
+            self._show_comparisons(event.comparisons)
         elif isinstance(event, Status):
             self.status_label.setText(event.message)
 
@@ -184,6 +191,7 @@ class StudyTab(EngineJobTab):
         self.start_button.setEnabled(ready and not busy)
         self.profile_combo.setEnabled(not busy)
         self.open_button.setEnabled(not busy)
+        self.resume_button.setEnabled(not busy and self._resumable())
         self.cancel_button.setEnabled(busy)
         self.report_button.setEnabled(not busy and self.report_path() is not None)
 
@@ -197,6 +205,22 @@ class StudyTab(EngineJobTab):
         if self.folder and (Path(self.folder) / "report.html").is_file():
             return Path(self.folder) / "report.html"
         return None
+
+    def _resumable(self) -> bool:
+        from engine.study.job import resumable  # noqa: PLC0415
+
+        return self.folder is not None and resumable(self.folder)
+
+    @Slot()
+    def resume(self) -> JobHandle | None:
+        """Continue the shown study: the table, curves and matrices fill again from its events."""
+        if self.folder is None:
+            return None
+        from engine.study.config import StudyConfig  # noqa: PLC0415
+
+        config = StudyConfig(resume=self.folder)
+        self._clear()
+        return self._watch(self.context.runner.start_process("Study", self.job_target, (config,), group=GROUP))
 
     @Slot()
     def start(self) -> JobHandle | None:

@@ -77,6 +77,15 @@ def read_study(folder: str | Path) -> dict[str, Any]:
     return study
 
 
+def resumable(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a study with a rung still to train or evaluate (``--resume`` continues it)."""
+    try:
+        study = read_study(folder)
+    except InvalidSetting:
+        return False
+    return any(entry.get("status") not in ("finished", "skipped") for entry in study["rungs"])
+
+
 # =========================================================================== the split
 def _train_config(cfg: StudyConfig):
     from engine.train.config import TrainConfig  # noqa: PLC0415
@@ -181,8 +190,9 @@ def _ladder(cfg: StudyConfig, folder: Path, study: dict, prepared, emit: Sink, c
     for entry in study["rungs"]:
         index, name = entry["index"], entry["name"]
         run_dir = folder / entry["run_dir"]
-        if entry["status"] == "finished":
+        if entry["status"] == "finished":  # its result again: a listener shows the whole study from the events
             emit(StudyRungStarted(index, total, name, str(run_dir), status="finished earlier"))
+            emit(StudyRungFinished(index, total, name, result=dict(entry), comparisons=list(study["comparisons"])))
             continue
         if name in TRANSFER_RUNGS and not weights.present:
             entry.update(status="skipped", reason=f"base '{cfg.base}' has no pretrained weights here "
@@ -203,7 +213,7 @@ def _ladder(cfg: StudyConfig, folder: Path, study: dict, prepared, emit: Sink, c
         entry.update(status="finished", **results)
         study["comparisons"] = _comparisons(folder, study)
         _save(folder, study)
-        emit(StudyRungFinished(index, total, name, result=dict(entry)))
+        emit(StudyRungFinished(index, total, name, result=dict(entry), comparisons=list(study["comparisons"])))
     _write_summary(folder, study)
     return StudyResult(str(folder), "finished", study["rungs"], study["comparisons"])
 
@@ -220,7 +230,8 @@ def _train_rung(cfg, folder: Path, study: dict, entry: dict, prepared, emit: Sin
         emit(StudyRungStarted(index, total, name, str(run_dir), status="evaluating"))
         return "finished"
     if rundir.is_run_dir(run_dir):
-        emit(StudyRungStarted(index, total, name, str(run_dir), status="resuming"))
+        so_far = [round(float(v), 4) for v in rundir.read_history(run_dir).get("val_accuracy", [])]
+        emit(StudyRungStarted(index, total, name, str(run_dir), status="resuming", val_accuracy=so_far))
         result = resume(run_dir, emit, cancel)
     else:
         settings = rung_settings(cfg, name, study["dataset"].get("median_side"))
