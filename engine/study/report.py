@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -110,39 +111,72 @@ def _comparisons(study: dict) -> str:
             "<th>McNemar p</th><th>verdict</th></tr>" + rows + "</table>")
 
 
-def _curves_svg(folder: Path, study: dict, width: int = 640, height: int = 260) -> str:
+def _nice_step(span: float, most: int) -> float:
+    """The smallest of 1, 2, 5 × 10^k that cuts ``span`` into at most ``most`` steps."""
+    power = 10 ** math.floor(math.log10(span / most)) if span > 0 else 1.0
+    return next(power * m for m in (1, 2, 5, 10) if span / (power * m) <= most)
+
+
+def _curves_svg(folder: Path, study: dict) -> str:
+    """Validation accuracy per epoch of every finished rung, overlaid: an inline SVG that scales to the
+    page's width (viewBox), with gridlines and labelled ticks on both axes, axis titles, a point per
+    epoch (its value as a tooltip) and the legend beside the plot, where it hides no line."""
     series = []
     for i, r in enumerate(study["rungs"]):
         if r["status"] != "finished":
             continue
         values = rundir.read_history(folder / r["run_dir"]).get("val_accuracy", [])
+        values = [v for v in values if v == v]  # NaN: an epoch without validation
         if values:
             series.append((r["name"], COLOURS[i % len(COLOURS)], values))
     if not series:
         return "<p>No validation curves.</p>"
+    width, height, font = 1000, 440, 15
+    left, right, top, bottom = 78, 270, 16, 62  # the legend's column is right of the plot
+    plot_w, plot_h = width - left - right, height - top - bottom
     longest = max(len(v) for _, _, v in series)
-    low = min(min(v) for _, _, v in series)
-    high = max(max(v) for _, _, v in series)
-    low, high = min(low, 0.5), max(high, low + 1e-6)
-    pad = 40
+    smallest, largest = min(min(v) for _, _, v in series), max(max(v) for _, _, v in series)
+    y_step = _nice_step(max(largest - smallest, 0.05), 6)  # the axis spans the data, in round steps
+    low = max(0.0, y_step * math.floor(smallest / y_step + 1e-9))
+    high = max(min(1.0, y_step * math.ceil(largest / y_step - 1e-9)), low + y_step)
 
-    def xy(index: int, value: float) -> str:
-        x = pad + (width - 2 * pad) * (index / max(longest - 1, 1))
-        y = height - pad - (height - 2 * pad) * (value - low) / (high - low)
-        return f"{x:.1f},{y:.1f}"
+    def x_at(epoch: int) -> float:
+        return left + plot_w * ((epoch - 1) / max(longest - 1, 1))
 
-    parts = [f"<svg width='{width}' height='{height}' role='img'>",  # inline SVG: no namespace URL needed
-             f"<rect x='{pad}' y='{pad}' width='{width - 2 * pad}' height='{height - 2 * pad}' fill='none' "
-             "stroke='#999'/>",
-             f"<text x='4' y='{pad}' font-size='11'>{high:.2f}</text>",
-             f"<text x='4' y='{height - pad}' font-size='11'>{low:.2f}</text>",
-             f"<text x='{width // 2 - 60}' y='{height - 8}' font-size='11'>epoch (1 … {longest})</text>"]
+    def y_at(value: float) -> float:
+        return top + plot_h * (high - value) / (high - low)
+
+    parts = [f"<svg viewBox='0 0 {width} {height}' style='width:100%;max-width:{width}px;height:auto' role='img' "
+             f"aria-label='validation accuracy per epoch of every rung' font-size='{font}' font-family='sans-serif'>",
+             f"<rect x='{left}' y='{top}' width='{plot_w}' height='{plot_h}' fill='#fcfcfc' stroke='#888'/>"]
+    ticks = round((high - low) / y_step)
+    digits = 2 if y_step >= 0.01 else 3
+    for k in range(ticks + 1):
+        value = low + k * y_step
+        y = y_at(value)
+        parts.append(f"<line x1='{left}' x2='{left + plot_w}' y1='{y:.1f}' y2='{y:.1f}' stroke='#e2e2e2'/>"
+                     f"<text x='{left - 8}' y='{y + font / 3:.1f}' text-anchor='end'>{value:.{digits}f}</text>")
+    x_step = max(1, int(_nice_step(max(longest - 1, 1), 15)))
+    first = 1 if x_step == 1 or x_step >= 5 else x_step  # "1 2 4 6": 1 and 2 would crowd each other
+    for epoch in sorted({first, *range(x_step, longest + 1, x_step)}):
+        x = x_at(epoch)
+        parts.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{top}' y2='{top + plot_h}' stroke='#eeeeee'/>"
+                     f"<text x='{x:.1f}' y='{top + plot_h + font + 6}' text-anchor='middle'>{epoch}</text>")
+    parts.append(f"<text x='{left + plot_w / 2:.0f}' y='{height - 10}' text-anchor='middle'>epoch</text>"
+                 f"<text transform='translate(18 {top + plot_h / 2:.0f}) rotate(-90)' text-anchor='middle'>"
+                 "validation accuracy</text>")
     for n, (name, colour, values) in enumerate(series):
-        points = " ".join(xy(i, v) for i, v in enumerate(values))
-        parts.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2' points='{points}'/>")
-        parts.append(f"<text x='{width - pad + 4 - 120}' y='{pad + 14 + 14 * n}' font-size='11' fill='{colour}'>"
-                     f"{_esc(name)}</text>")
-    parts.append("</svg>")
+        points = " ".join(f"{x_at(i):.1f},{y_at(v):.1f}" for i, v in enumerate(values, start=1))
+        parts.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2.5' points='{points}'/>")
+        parts.extend(f"<circle cx='{x_at(i):.1f}' cy='{y_at(v):.1f}' r='3.5' fill='{colour}'>"
+                     f"<title>{_esc(name)}, epoch {i}: {v:.3f}</title></circle>" for i, v in enumerate(values, start=1))
+        y = top + 12 + 26 * n
+        legend_x = left + plot_w + 18
+        parts.append(f"<line x1='{legend_x}' x2='{legend_x + 26}' y1='{y}' y2='{y}' stroke='{colour}' "
+                     f"stroke-width='3'/><text x='{legend_x + 34}' y='{y + font / 3:.1f}'>{_esc(name)} "
+                     f"({max(values):.3f})</text>")
+    parts.append(f"<text x='{left + plot_w + 18}' y='{top + 12 + 26 * len(series) + 4}' font-size='{font - 2}' "
+                 "fill='#666'>(best validation accuracy)</text></svg>")
     return "".join(parts)
 
 
