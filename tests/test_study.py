@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from imagegen import make_shapes_dataset
@@ -110,6 +111,11 @@ def test_tiny_study_runs_five_rungs_on_one_frozen_split(shapes, tmp_path, tiny_b
     assert configs["scratch"]["augment"] is False and configs["scratch+aug"]["augment"] is True
     assert Path(configs["finetune"]["head_from_run"]) == folder / study["rungs"][3]["run_dir"]
     assert study["rungs"][2]["trained_parameters"] < study["rungs"][0]["trained_parameters"]  # a head only
+    from engine.models.loading import load_keras_file
+
+    head = load_keras_file(folder / study["rungs"][2]["run_dir"] / "head_last.keras")
+    assert study["rungs"][2]["trained_parameters"] == sum(int(np.prod(w.shape)) for w in head.trainable_weights)
+    assert study["rungs"][4]["trained_parameters"] > study["rungs"][3]["trained_parameters"]  # the base's top too
     kinds = [(c["a"], c["b"], c["kind"]) for c in study["comparisons"]]
     assert ("scratch+aug", "scratch", "previous") in kinds and ("finetune", "features-augmented", "previous") in kinds
     assert study["dataset"]["fingerprint"] and study["versions"]["scipy"]

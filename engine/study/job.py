@@ -266,20 +266,10 @@ def _rung_results(run_dir: Path, emit: Sink, cancel, tta: bool = False) -> dict[
             "epochs": len(history.get("epoch", [])),
             "val_accuracy": [round(float(v), 4) for v in history.get("val_accuracy", [])],  # the curve
             "epoch_seconds": round(sum(history.get("seconds", [])), 1),
-            "trained_parameters": _trained_parameters(run_dir),
+            # the evaluated model's trainable weights: for cached features the base inside it is
+            # frozen, so the head's (the base never ran in training); no second load of the model
+            "trained_parameters": result.trainable_parameters,
             "confusion_matrix": result.confusion_matrix, "classes": list(result.classes)}
-
-
-def _trained_parameters(run_dir: Path) -> int:
-    """Weights the rung trained: the head's for cached features (the base never ran in training),
-    else the model's trainable weights as saved."""
-    import numpy as np  # noqa: PLC0415
-
-    from engine.models.loading import load_keras_file  # noqa: PLC0415
-
-    head = run_dir / "head_last.keras"
-    model = load_keras_file(head if head.is_file() else rundir.best_or_last(run_dir))
-    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
 
 
 def _correctness(run_dir: Path) -> dict[str, bool]:

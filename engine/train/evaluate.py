@@ -38,6 +38,8 @@ class EvaluationResult:
     # with flip_average: accuracy, loss, per_class and confusion_matrix of the scores averaged over
     # each image and its mirror image; every prediction then also has "predicted_flip_averaged"
     flip_averaged: dict[str, Any] | None = None
+    # weights of the evaluated model that training may change (a frozen base's are not counted)
+    trainable_parameters: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,6 +190,7 @@ def evaluate(run_dir: str | Path, data: str | None = None, emit: Sink = discard,
         loss=metrics["loss"], accuracy=metrics["accuracy"], per_class=metrics["per_class"],
         confusion_matrix=metrics["confusion_matrix"], misclassified=misclassified, predictions=predictions,
         seconds=time.perf_counter() - started, flip_averaged=flip_averaged,
+        trainable_parameters=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
     )
     atomic.write_json(run_dir / rundir.METRICS, result.to_dict())
     emit(Status(f"test accuracy {result.accuracy:.3f}, loss {result.loss:.3f} on {result.count} images"))
