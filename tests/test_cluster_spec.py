@@ -145,6 +145,7 @@ def test_cli_refuses_resume_with_cluster(tmp_path, capsys):
      "learning_rate": 1e-5, "augment": True, "augmentation": "book", "tensorboard": False},
     {"strategy": "features", "augment": False, "head_pooling": "avg", "recipe": "book", "max_per_class": 10,
      "image_size": 96, "batch_size": 16, "seed": 3, "patience": 0},
+    {"strategy": "finetune", "optimizer": "adam-cosine", "learning_rate": 1e-4, "head_pooling": "avg"},
 ])
 def test_train_arguments_give_the_same_config_through_the_cli(tmp_path, monkeypatch, settings):
     """What the GUI shows each worker must train exactly what the chief trains."""

@@ -32,7 +32,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 raise InvalidSetting("no data folder given", "pass --data DATA (or --resume RUN_DIR)")
             settings: dict[str, Any] = {"data": args.data, "strategy": args.strategy}
             for name in ("base", "preset", "epochs", "batch_size", "image_size", "learning_rate", "seed",
-                         "augment", "augmentation", "finetune_from", "recipe", "head_pooling", "patience",
+                         "augment", "augmentation", "finetune_from", "recipe", "optimizer", "head_pooling", "patience",
                          "head_epochs", "head_from_run", "max_per_class", "runs_root", "distribute", "precision"):
                 value = getattr(args, name, None)
                 if value is not None:
@@ -73,7 +73,10 @@ def _add_train(subparsers) -> None:
     p.add_argument("--batch-size", type=int, metavar="N", help="images per batch (default 32)")
     p.add_argument("--image-size", type=int, metavar="S", help="input side in pixels (default: 150 for scratch, "
                                                                "the base's own size otherwise)")
-    p.add_argument("--learning-rate", type=float, metavar="LR", help="RMSprop learning rate (default: see --recipe)")
+    p.add_argument("--learning-rate", type=float, metavar="LR", help="learning rate (default: see --recipe)")
+    p.add_argument("--optimizer", choices=("rmsprop", "adam-cosine"),
+                   help="'rmsprop' (default, the book's, constant rate) or 'adam-cosine' (Adam, one epoch of "
+                        "warm-up, then cosine decay over the epochs; finetune: of the fine-tuning phase)")
     p.add_argument("--recipe", choices=("default", "book"),
                    help="default learning rates: 'book' uses the book's (features head 2e-5), 'default' the ones "
                         "that converge in 30 epochs (features head 1e-3)")

@@ -115,7 +115,8 @@ class ClusterSpec:
 # TrainConfig fields the `convscope train` command line can set, with their flags.
 _FLAGS = {"strategy": "--strategy", "base": "--base", "preset": "--preset", "epochs": "--epochs",
           "head_epochs": "--head-epochs", "batch_size": "--batch-size", "image_size": "--image-size",
-          "learning_rate": "--learning-rate", "recipe": "--recipe", "head_pooling": "--head-pooling",
+          "learning_rate": "--learning-rate", "recipe": "--recipe", "optimizer": "--optimizer",
+          "head_pooling": "--head-pooling",
           "augmentation": "--augmentation", "seed": "--seed", "patience": "--patience",
           "finetune_from": "--finetune-from", "head_from_run": "--head-from-run",
           "max_per_class": "--max-per-class", "out": "--out"}

@@ -58,8 +58,10 @@ class TrainConfig(SavedConfig):
     - ``image_size``: side of the square input; default 150 for scratch, the base's size otherwise.
     - ``augment`` / ``augmentation``: augmentation block inside the model (training only); default
       on for features-augmented and finetune, off for scratch; impossible for cached features.
-    - ``learning_rate``: RMSprop rate (finetune: phase 2); default from ``recipe`` ("default" or
-      the book's values, see :mod:`engine.models.presets`). ``head_learning_rate``: finetune phase 1.
+    - ``learning_rate``: the optimizer's rate (finetune: phase 2); default from ``recipe`` ("default"
+      or the book's values, see :mod:`engine.models.presets`). ``head_learning_rate``: finetune phase 1.
+    - ``optimizer``: "rmsprop" (the book's, constant rate) or "adam-cosine" (Adam, one epoch of
+      warm-up, then cosine decay over the epochs); finetune: of phase 2, phase 1 keeps RMSprop.
     - ``head_pooling``: "flatten" (the book) or "avg" (global average, 1 vector per image).
     - ``patience``: early stopping on validation loss after this many epochs without progress; 0 = off.
     - ``epochs``: maximum epochs (finetune: of phase 2; ``head_epochs`` bounds phase 1).
@@ -83,6 +85,7 @@ class TrainConfig(SavedConfig):
     learning_rate: float | None = None
     head_learning_rate: float | None = None
     recipe: str = "default"
+    optimizer: str = "rmsprop"
     head_pooling: str = "flatten"
     seed: int = 0
     patience: int = 5
@@ -167,6 +170,9 @@ class TrainConfig(SavedConfig):
                                      "use a positive number such as 1e-4")
         if self.recipe not in presets.RECIPES:
             raise InvalidSetting(f"unknown recipe '{self.recipe}'", f"choose one of: {', '.join(presets.RECIPES)}")
+        if self.optimizer not in presets.OPTIMIZERS:
+            raise InvalidSetting(f"unknown optimizer '{self.optimizer}'",
+                                 f"choose one of: {', '.join(presets.OPTIMIZERS)}")
         if self.head_pooling not in presets.HEAD_POOLINGS:
             raise InvalidSetting(f"unknown head pooling '{self.head_pooling}'",
                                  f"choose one of: {', '.join(presets.HEAD_POOLINGS)}")

@@ -105,11 +105,18 @@ def augmentation(ctx: RunContext):
 HEAD_STEPS_PER_EXECUTION = 16
 
 
-def compile_for(ctx: RunContext, model, learning_rate: float, steps_per_execution: int = 1) -> None:
-    """Compile with the loss and metrics for the run's number of classes (RMSprop)."""
+def compile_for(ctx: RunContext, model, learning_rate: float, steps_per_execution: int = 1, *,
+                optimizer: str = "rmsprop", epochs: int = 1) -> None:
+    """Compile with the loss and metrics for the run's number of classes; ``optimizer`` (the book's
+    RMSprop unless told) with a schedule, if it has one, over ``epochs`` epochs of the run's batches."""
     from engine.models.presets import compile_model  # noqa: PLC0415
 
-    compile_model(model, ctx.num_classes, float(learning_rate), steps_per_execution)
+    replicas = int(getattr(ctx.scope, "num_replicas_in_sync", 1))
+    count = len(ctx.split.subset("train"))
+    batch_size, _ = replica_batches(count, ctx.batch_size, replicas)
+    steps = count // batch_size if replicas > 1 else -(-count // batch_size)
+    compile_model(model, ctx.num_classes, float(learning_rate), steps_per_execution, optimizer=optimizer,
+                  steps_per_epoch=steps, epochs=epochs)
 
 
 def _activation_floats(model) -> int:

@@ -71,7 +71,8 @@ def train(ctx: RunContext) -> None:
             head = fitting.load_keras(head_last)
         else:
             head = build_head(feature_dim(base, cfg.head_pooling), ctx.num_classes)
-            fitting.compile_for(ctx, head, cfg.learning_rate, fitting.HEAD_STEPS_PER_EXECUTION)
+            fitting.compile_for(ctx, head, cfg.learning_rate, fitting.HEAD_STEPS_PER_EXECUTION,
+                                optimizer=cfg.optimizer, epochs=cfg.epochs)
     head_holder["head"] = head
     try:
         fitting.fit(ctx, head, train_ds, val_ds, end_epoch=cfg.epochs, total_epochs=cfg.epochs, phase="train",

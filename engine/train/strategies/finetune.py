@@ -56,7 +56,7 @@ def train(ctx: RunContext) -> None:
     def build():
         if cfg.head_from_run:
             return model_from_run(ctx, Path(cfg.head_from_run))
-        return new_transfer_model(ctx, cfg.head_learning_rate)[1]
+        return new_transfer_model(ctx, cfg.head_learning_rate, optimizer="rmsprop")[1]
 
     model, resumed = fitting.build_or_resume(ctx, build)
     if cfg.head_from_run and not resumed and not state.get("phase1_done"):
@@ -79,8 +79,8 @@ def train(ctx: RunContext) -> None:
         if not (resumed and phase2_started):
             trainable = unfreeze_from(base, start_layer)
             ctx.emit(Status(f"fine-tuning {base.name} from {start_layer}: {trainable} trainable weight "
-                            f"tensors, learning rate {cfg.learning_rate:g}"))
-            fitting.compile_for(ctx, model, cfg.learning_rate)
+                            f"tensors, {cfg.optimizer} at learning rate {cfg.learning_rate:g}"))
+            fitting.compile_for(ctx, model, cfg.learning_rate, optimizer=cfg.optimizer, epochs=cfg.epochs)
     fitting.fit(ctx, model, train_ds, val_ds, end_epoch=end, total_epochs=end, phase="finetune",
          save=fitting.checkpointer(ctx, model))
 

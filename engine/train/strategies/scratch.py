@@ -16,7 +16,7 @@ def train(ctx: RunContext) -> None:
 
     def build():
         model = build_preset(cfg.preset, ctx.size, ctx.num_classes, augmentation=fitting.augmentation(ctx))
-        fitting.compile_for(ctx, model, cfg.learning_rate)
+        fitting.compile_for(ctx, model, cfg.learning_rate, optimizer=cfg.optimizer, epochs=cfg.epochs)
         return model
 
     model, _ = fitting.build_or_resume(ctx, build)

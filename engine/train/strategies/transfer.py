@@ -23,7 +23,7 @@ def build_base(ctx: RunContext):
     return spec, base
 
 
-def new_transfer_model(ctx: RunContext, learning_rate: float):
+def new_transfer_model(ctx: RunContext, learning_rate: float, optimizer: str | None = None):
     """image → [augmentation] → frozen base → pooling → new dense head, compiled. Returns (spec, model)."""
     from engine.models.presets import build_head, build_transfer_model, feature_dim  # noqa: PLC0415
 
@@ -31,5 +31,6 @@ def new_transfer_model(ctx: RunContext, learning_rate: float):
     head = build_head(feature_dim(base, ctx.cfg.head_pooling), ctx.num_classes)
     model = build_transfer_model(base, head, ctx.cfg.head_pooling, augmentation=fitting.augmentation(ctx),
                                  name=f"{base.name}_classifier")
-    fitting.compile_for(ctx, model, learning_rate)
+    fitting.compile_for(ctx, model, learning_rate, optimizer=optimizer or ctx.cfg.optimizer,
+                        epochs=ctx.cfg.epochs)
     return spec, model
