@@ -126,6 +126,7 @@ class StudyRungStarted(Event):
     run_dir: str
     status: str = "training"  # "training" | "resuming" | "evaluating" | "finished earlier" | "skipped"
     val_accuracy: list[float] = field(default_factory=list)  # "resuming": the curve of its epochs so far
+    reason: str = ""  # "skipped": why (the same words study.json keeps)
 
 
 @dataclass(frozen=True)

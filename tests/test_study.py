@@ -252,8 +252,9 @@ def test_base_without_weights_skips_the_transfer_rungs_with_the_reason(shapes, t
         name="tiny-unweighted", label="tiny base without weights", builder="test_train_tinybase:build_tiny_base",
         input_size=32, min_input_size=32, last_conv_layer="conv2", finetune_from="conv2", weights_source="none",
         weights_status=lambda: WeightsStatus(False, "no weights file in this test"), model_name="tiny_base"))
+    events = []
     try:
-        result = run(_study(shapes, tmp_path / "study", base="tiny-unweighted"))
+        result = run(_study(shapes, tmp_path / "study", base="tiny-unweighted"), events.append)
     finally:
         unregister_base("tiny-unweighted")
     status = {r["name"]: (r["status"], r.get("reason", "")) for r in result.rungs}
@@ -262,6 +263,11 @@ def test_base_without_weights_skips_the_transfer_rungs_with_the_reason(shapes, t
         assert status[name] == ("skipped", "base 'tiny-unweighted' has no pretrained weights here "
                                            "(no weights file in this test)")
     assert not (Path(result.folder) / "rungs" / "3-features").exists()  # nothing trained from random weights
+    # the Study tab shows the reason live, from the same events `convscope study --json-events` prints
+    from engine.events import StudyRungStarted
+
+    skipped = {e.name: e.reason for e in events if isinstance(e, StudyRungStarted) and e.status == "skipped"}
+    assert skipped == {name: status[name][1] for name in ("features", "features-augmented", "finetune")}
 
 
 def _synthetic_study(accuracies: list[float], verdicts: list[str]) -> dict:

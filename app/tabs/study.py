@@ -121,6 +121,8 @@ class StudyTab(EngineJobTab):
             self.status_label.setText(f"Rung {event.index}/{event.total}: {event.name} — {event.status}")
             if event.val_accuracy:  # a resumed rung: its epochs before the interruption
                 self.curves.set_curve(event.name, event.val_accuracy)
+            if event.reason:  # a skipped rung says why in its row, as an opened study.json does
+                self._set(event.index - 1, 2, event.reason)
         elif isinstance(event, EpochEnded):
             if self._running_rung is not None and "val_accuracy" in event.metrics:
                 self.curves.add_point(self._running_rung, event.epoch, event.metrics["val_accuracy"])

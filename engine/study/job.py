@@ -198,7 +198,7 @@ def _ladder(cfg: StudyConfig, folder: Path, study: dict, prepared, emit: Sink, c
             entry.update(status="skipped", reason=f"base '{cfg.base}' has no pretrained weights here "
                                                   f"({weights.source})")
             _save(folder, study)
-            emit(StudyRungStarted(index, total, name, str(run_dir), status="skipped"))
+            emit(StudyRungStarted(index, total, name, str(run_dir), status="skipped", reason=entry["reason"]))
             continue
         try:
             if cancel is not None:

@@ -164,3 +164,16 @@ def test_a_resuming_rung_draws_its_earlier_epochs_then_the_new_ones(context, qtb
     assert tab.cell(1, 1) == "resuming" and tab.curves.curve("scratch+aug") == [0.5, 0.625]
     tab._on_event(EpochEnded(3, 4, {"val_accuracy": 0.75}, 1.0))
     assert tab.curves.curve("scratch+aug") == [0.5, 0.625, 0.75]
+
+
+def test_a_skipped_rung_shows_its_reason_live(context, qtbot):
+    """A base without weights skips the transfer rungs; the engine's StudyRungStarted("skipped")
+    carries the reason (tests/test_study.py) and the tab shows it in the rung's row at once."""
+    from app.tabs.study import StudyTab
+    from engine.events import StudyRungStarted
+
+    tab = StudyTab(context)
+    qtbot.addWidget(tab)
+    reason = "base 'tiny-unweighted' has no pretrained weights here (no weights file)"
+    tab._on_event(StudyRungStarted(3, 5, "features", "/s/rungs/3-features", status="skipped", reason=reason))
+    assert tab.cell(2, 1) == "skipped" and tab.cell(2, 2) == reason
