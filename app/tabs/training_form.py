@@ -1,5 +1,6 @@
-"""The Training tab's settings form: strategy, base or preset, epochs, sizes, augmentation,
-fine-tuning start; persisted in the settings and turned into the engine's ``TrainConfig``."""
+"""The Training tab's settings form: strategy, base or preset, epochs, sizes, learning rate and
+optimizer, augmentation, fine-tuning start; persisted in the settings and turned into the engine's
+``TrainConfig``."""
 
 from __future__ import annotations
 
@@ -31,6 +32,14 @@ STRATEGY_LABELS = {
     "features-augmented": "Feature extraction with augmentation",
     "finetune": "Fine-tuning",
 }
+OPTIMIZER_LABELS = {"rmsprop": "RMSprop (the book's)", "adam-cosine": "Adam, warm-up + cosine decay"}
+OPTIMIZER_TIPS = {
+    "rmsprop": "RMSprop at a constant learning rate, as in the book",
+    "adam-cosine": "Adam: the rate rises to the learning rate over the first epoch, then falls to 0 along a "
+                   "cosine by the last epoch",
+}
+OPTIMIZER_HELP = ("RMSprop at a constant rate (the book's), or Adam with one epoch of warm-up, then a cosine "
+                  "decay over the epochs.\nFine-tuning: for the fine-tuning phase; the head phase keeps RMSprop.")
 
 
 class TrainingForm(QGroupBox):
@@ -47,7 +56,7 @@ class TrainingForm(QGroupBox):
         form_layout.addWidget(self.data_label)
         form = self._form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        from engine.models.presets import PRESETS  # noqa: PLC0415 (no TensorFlow)
+        from engine.models.presets import OPTIMIZERS, PRESETS  # noqa: PLC0415 (no TensorFlow)
         from engine.train.config import STRATEGIES, STRATEGY_HELP  # noqa: PLC0415
 
         self.strategy_combo = choice_combo(self, [(STRATEGY_LABELS.get(name, name), name, STRATEGY_HELP.get(name, ""))
@@ -76,7 +85,13 @@ class TrainingForm(QGroupBox):
         form.addRow("Image size", self.size_spin)
         self.lr_edit = QLineEdit()
         self.lr_edit.setPlaceholderText("default for the strategy")
+        self.lr_edit.setToolTip("The optimizer's learning rate (Adam with warm-up + cosine decay: its peak, after "
+                                "the first epoch); empty: the strategy's default")
         form.addRow("Learning rate", self.lr_edit)
+        self.optimizer_combo = choice_combo(self, [(OPTIMIZER_LABELS.get(name, name), name,
+                                                    OPTIMIZER_TIPS.get(name, "")) for name in OPTIMIZERS],
+                                            tooltip=OPTIMIZER_HELP)
+        form.addRow("Optimizer", self.optimizer_combo)
         augment_row = QHBoxLayout()
         self.augment_check = QCheckBox("on")
         from engine.data.augment import AUGMENTATION_PRESETS  # noqa: PLC0415 (no TensorFlow)
@@ -110,8 +125,8 @@ class TrainingForm(QGroupBox):
         form_layout.addStretch(1)
         self.setMinimumWidth(390)
         self._form_widgets = [self.strategy_combo, self.base_combo, self.preset_combo, self.epochs_spin,
-                              self.batch_spin, self.size_spin, self.lr_edit, self.augment_check,
-                              self.augmentation_combo, self.limit_spin, self.precision_combo]
+                              self.batch_spin, self.size_spin, self.lr_edit, self.optimizer_combo,
+                              self.augment_check, self.augmentation_combo, self.limit_spin, self.precision_combo]
         for widget in (self.start_button, self.finetune_combo):
             self.tf_gate.add(widget)
         self.load_settings()
@@ -214,6 +229,7 @@ class TrainingForm(QGroupBox):
         self.batch_spin.setValue(s.value("training/batch_size", 32, int))
         self.size_spin.setValue(s.value("training/image_size", 0, int))
         self.lr_edit.setText(s.value("training/learning_rate", "", str))
+        self._select_data(self.optimizer_combo, s.value("training/optimizer", "rmsprop", str))
         self.augment_check.setChecked(s.value("training/augment", False, bool))
         # the preset last previewed on the Dataset tab, unless one was chosen here since
         self._select_data(self.augmentation_combo, s.value("training/augmentation", "", str)
@@ -231,6 +247,7 @@ class TrainingForm(QGroupBox):
         s.set_value("training/batch_size", values.batch_size)
         s.set_value("training/image_size", values.image_size or 0)
         s.set_value("training/learning_rate", self.lr_edit.text().strip())
+        s.set_value("training/optimizer", values.optimizer)
         s.set_value("training/augment", self.augment_check.isChecked())
         s.set_value("training/augmentation", values.augmentation)
         s.set_value("training/max_per_class", values.max_per_class or 0)
@@ -265,6 +282,7 @@ class TrainingForm(QGroupBox):
             batch_size=self.batch_spin.value(),
             image_size=self.size_spin.value() or None,
             learning_rate=learning_rate,
+            optimizer=self.optimizer_combo.currentData() or "rmsprop",
             augment=False if strategy == "features" else self.augment_check.isChecked(),
             augmentation=self.augmentation_combo.currentData() or "mild",
             finetune_from=self.finetune_combo.currentData() if strategy == "finetune" else None,

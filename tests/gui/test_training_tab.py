@@ -88,6 +88,44 @@ def test_the_precision_chosen_in_the_form_is_the_one_the_run_records(tab, qtbot,
     assert scanned.settings.value("training/precision", "", str) == "mixed_bfloat16"
 
 
+def test_the_optimizer_chosen_in_the_form_is_the_one_the_run_records(tab, qtbot, scanned):
+    import json
+
+    combo = tab.form.optimizer_combo
+    assert combo.currentData() == "rmsprop"  # the default: the book's
+    combo.setCurrentIndex(combo.findText("Adam, warm-up + cosine decay"))
+    tab.form.epochs_spin.setValue(1)
+    finished = []
+    scanned.run_finished.connect(finished.append)
+    with qtbot.waitSignal(tab.done, timeout=180_000):
+        tab.form.start_button.click()
+    assert json.loads((Path(finished[0]) / "config.json").read_text())["optimizer"] == "adam-cosine"
+
+
+def test_the_other_workers_command_carries_the_chosen_optimizer(tab):
+    import shlex
+
+    panel = tab.cluster_panel
+    panel.setChecked(True)
+    panel.workers_edit.setPlainText("127.0.0.1:23456\n127.0.0.1:23457")
+    assert "--optimizer" not in shlex.split(panel.commands_view.toPlainText())  # the default goes unsaid
+    tab.form.optimizer_combo.setCurrentIndex(tab.form.optimizer_combo.findData("adam-cosine"))
+    argv = shlex.split(panel.commands_view.toPlainText())  # the command follows the form
+    assert argv[argv.index("--optimizer") + 1] == "adam-cosine"
+
+
+def test_the_optimizer_survives_closing_and_reopening_the_window(window, qtbot, context):
+    from app.main_window import MainWindow
+
+    combo = window.show_tab("Training").form.optimizer_combo
+    combo.setCurrentIndex(combo.findText("Adam, warm-up + cosine decay"))
+    window.close()
+    again = MainWindow(context, load_tf=False)
+    qtbot.addWidget(again)
+    assert again.show_tab("Training").form.optimizer_combo.currentData() == "adam-cosine"
+    again.close()
+
+
 def test_cancel_returns_to_idle_quickly_and_keeps_last_keras(tab, qtbot, scanned):
     from engine.events import BatchProgress, EpochEnded
 
