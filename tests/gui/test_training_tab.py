@@ -69,6 +69,16 @@ def test_training_draws_curves_and_lists_the_run(tab, qtbot, scanned):
     tab.curves.flush()
 
 
+def _one_epoch_run(tab, qtbot, context) -> Path:
+    """Train one epoch with the form's settings by clicking Start; the finished run's folder."""
+    tab.form.epochs_spin.setValue(1)
+    finished = []
+    context.run_finished.connect(finished.append)
+    with qtbot.waitSignal(tab.done, timeout=180_000):
+        tab.form.start_button.click()
+    return Path(finished[0])
+
+
 def test_the_precision_chosen_in_the_form_is_the_one_the_run_records(tab, qtbot, scanned):
     import json
 
@@ -78,12 +88,7 @@ def test_the_precision_chosen_in_the_form_is_the_one_the_run_records(tab, qtbot,
     assert combo.currentData() == "float32"  # the default: the same numbers on every machine
     assert combo.itemText(combo.findData("auto")) == f"Auto ({choose_precision('auto').policy} here)"
     combo.setCurrentIndex(combo.findData("mixed_bfloat16"))
-    tab.form.epochs_spin.setValue(1)
-    finished = []
-    scanned.run_finished.connect(finished.append)
-    with qtbot.waitSignal(tab.done, timeout=180_000):
-        tab.form.start_button.click()
-    manifest = json.loads((Path(finished[0]) / "manifest.json").read_text())
+    manifest = json.loads((_one_epoch_run(tab, qtbot, scanned) / "manifest.json").read_text())
     assert manifest["precision"] == {"policy": "mixed_bfloat16", "reason": "chosen explicitly"}
     assert scanned.settings.value("training/precision", "", str) == "mixed_bfloat16"
 
@@ -94,12 +99,8 @@ def test_the_optimizer_chosen_in_the_form_is_the_one_the_run_records(tab, qtbot,
     combo = tab.form.optimizer_combo
     assert combo.currentData() == "rmsprop"  # the default: the book's
     combo.setCurrentIndex(combo.findText("Adam, warm-up + cosine decay"))
-    tab.form.epochs_spin.setValue(1)
-    finished = []
-    scanned.run_finished.connect(finished.append)
-    with qtbot.waitSignal(tab.done, timeout=180_000):
-        tab.form.start_button.click()
-    assert json.loads((Path(finished[0]) / "config.json").read_text())["optimizer"] == "adam-cosine"
+    config = json.loads((_one_epoch_run(tab, qtbot, scanned) / "config.json").read_text())
+    assert config["optimizer"] == "adam-cosine"
 
 
 def test_the_other_workers_command_carries_the_chosen_optimizer(tab):
