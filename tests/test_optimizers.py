@@ -89,3 +89,14 @@ def test_a_cancelled_adam_cosine_finetune_resumes_on_its_schedule(tmp_path, tiny
     assert int(optimizer.iterations) == 3 * steps  # continued, not a fresh optimizer after the resume
     # after the warm-up epoch, 2 of the cosine's 3 epochs: 1e-3 * (1 + cos(2π/3)) / 2
     assert float(optimizer.learning_rate) == pytest.approx(0.25e-3, rel=1e-4)
+
+
+def test_fine_tuning_with_adam_cosine_and_no_rate_given_uses_the_measured_peak(tmp_path):
+    """An empty learning-rate box (GUI) or no --learning-rate (CLI): RMSprop keeps the book's 1e-5,
+    adam-cosine gets the 1e-4 peak the study measured (docs/study.md), the head phase RMSprop's 1e-3."""
+    adam = TrainConfig(data=str(tmp_path), strategy="finetune", optimizer="adam-cosine").resolved()
+    rmsprop = TrainConfig(data=str(tmp_path), strategy="finetune").resolved()
+    assert (adam.learning_rate, adam.head_learning_rate) == (1e-4, 1e-3)
+    assert (rmsprop.learning_rate, rmsprop.head_learning_rate) == (1e-5, 1e-3)
+    given = TrainConfig(data=str(tmp_path), strategy="finetune", optimizer="adam-cosine", learning_rate=3e-5)
+    assert given.resolved().learning_rate == 3e-5

@@ -125,7 +125,8 @@ class TrainConfig(SavedConfig):
         if self.augment is None:
             changes["augment"] = self.strategy in ("features-augmented", "finetune")
         if self.learning_rate is None:
-            changes["learning_rate"] = presets.default_learning_rate(self.strategy, self.preset, self.recipe)
+            changes["learning_rate"] = presets.default_learning_rate(self.strategy, self.preset, self.recipe,
+                                                                     self.optimizer)
         if self.strategy == "finetune":
             if self.head_learning_rate is None:
                 changes["head_learning_rate"] = presets.default_learning_rate(
