@@ -93,10 +93,10 @@ def test_a_cancelled_adam_cosine_finetune_resumes_on_its_schedule(tmp_path, tiny
 
 def test_fine_tuning_with_adam_cosine_and_no_rate_given_uses_the_measured_peak(tmp_path):
     """An empty learning-rate box (GUI) or no --learning-rate (CLI): RMSprop keeps the book's 1e-5,
-    adam-cosine gets the 1e-4 peak the study measured (docs/study.md), the head phase RMSprop's 1e-3."""
+    adam-cosine gets the 3e-4 peak the study measured (docs/study.md), the head phase RMSprop's 1e-3."""
     adam = TrainConfig(data=str(tmp_path), strategy="finetune", optimizer="adam-cosine").resolved()
     rmsprop = TrainConfig(data=str(tmp_path), strategy="finetune").resolved()
-    assert (adam.learning_rate, adam.head_learning_rate) == (1e-4, 1e-3)
+    assert (adam.learning_rate, adam.head_learning_rate) == (3e-4, 1e-3)
     assert (rmsprop.learning_rate, rmsprop.head_learning_rate) == (1e-5, 1e-3)
     given = TrainConfig(data=str(tmp_path), strategy="finetune", optimizer="adam-cosine", learning_rate=3e-5)
     assert given.resolved().learning_rate == 3e-5

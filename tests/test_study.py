@@ -111,7 +111,7 @@ def test_tiny_study_runs_five_rungs_on_one_frozen_split(shapes, tmp_path, tiny_b
     assert configs["scratch"]["augment"] is False and configs["scratch+aug"]["augment"] is True
     assert Path(configs["finetune"]["head_from_run"]) == folder / study["rungs"][3]["run_dir"]
     # the fine-tuning recipe chosen on validation (docs/study.md); the head rungs keep the book's RMSprop
-    assert (configs["finetune"]["optimizer"], configs["finetune"]["learning_rate"]) == ("adam-cosine", 1e-4)
+    assert (configs["finetune"]["optimizer"], configs["finetune"]["learning_rate"]) == ("adam-cosine", 3e-4)
     assert {configs[r]["optimizer"] for r in ("scratch", "features", "features-augmented")} == {"rmsprop"}
     assert study["rungs"][2]["trained_parameters"] < study["rungs"][0]["trained_parameters"]  # a head only
     from engine.models.loading import load_keras_file

@@ -87,7 +87,7 @@ class TrainingForm(QGroupBox):
         self.lr_edit.setPlaceholderText("default for the strategy")
         self.lr_edit.setToolTip("The optimizer's learning rate (Adam with warm-up + cosine decay: its peak, after "
                                 "the first epoch); empty: the strategy's default (fine-tuning: 1e-5 with "
-                                "RMSprop, 1e-4 with Adam)")
+                                "RMSprop, 3e-4 with Adam)")
         form.addRow("Learning rate", self.lr_edit)
         self.optimizer_combo = choice_combo(self, [(OPTIMIZER_LABELS.get(name, name), name,
                                                     OPTIMIZER_TIPS.get(name, "")) for name in OPTIMIZERS],
