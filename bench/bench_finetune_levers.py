@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.machine import load  # noqa: E402
+from bench.machine import append_json_rows, load  # noqa: E402
 
 
 def _split(data: str):
@@ -176,12 +176,8 @@ def main() -> None:
     rows.append({**setting, "best_val_loss_epoch": best["epoch"], "val": best["val"], "test": best["test"],
                  "load": f"{load_before} -> {load()}"})
     print(json.dumps(rows[-1]), flush=True)
-    if args.out:  # appended: one file gathers the rows of several invocations
-        from engine import atomic
-
-        out = Path(args.out)
-        before = out.read_text(encoding="utf-8") if out.is_file() else ""
-        atomic.write_text(out, before + "".join(json.dumps(row) + "\n" for row in rows))
+    if args.out:
+        append_json_rows(args.out, rows)
 
 
 if __name__ == "__main__":

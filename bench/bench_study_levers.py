@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.machine import load  # noqa: E402
+from bench.machine import append_json_rows, load  # noqa: E402
 
 
 def _split(data: str):
@@ -114,12 +114,8 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
         del features
-    if args.out:  # appended: one file gathers the rows of several invocations
-        from engine import atomic
-
-        out = Path(args.out)
-        before = out.read_text(encoding="utf-8") if out.is_file() else ""
-        atomic.write_text(out, before + "".join(json.dumps(row) + "\n" for row in rows))
+    if args.out:
+        append_json_rows(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -69,3 +69,15 @@ def summary(values, fmt: str = "{:.2f}") -> str:
     if len(values) == 1:
         return fmt.format(values[0])
     return f"{fmt.format(statistics.median(values))} [{fmt.format(min(values))}–{fmt.format(max(values))}]"
+
+
+def append_json_rows(path, rows) -> None:
+    """Append ``rows`` to ``path`` as JSON lines, atomically: one file gathers several invocations."""
+    import json  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from engine import atomic  # noqa: PLC0415
+
+    out = Path(path)
+    before = out.read_text(encoding="utf-8") if out.is_file() else ""
+    atomic.write_text(out, before + "".join(json.dumps(row) + "\n" for row in rows))
