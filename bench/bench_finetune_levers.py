@@ -1,8 +1,8 @@
-"""The study's fine-tuning levers on a dataset: optimizer, rate, schedule, depth, base, label smoothing, seed.
+"""The study's fine-tuning levers on a dataset: optimizer and its peak rate, depth, base, label smoothing, seed.
 
     PYTHONPATH=. .venv/bin/python bench/bench_finetune_levers.py --data resources/demo/pullover-vs-coat \
         --start /tmp/study/rungs/4-features-augmented --cut block6a_expand_conv \
-        --optimizer adam --learning-rate 1e-4 --schedule cosine --epochs 10 --out levers.jsonl
+        --optimizer adam-cosine --learning-rate 1e-4 --epochs 10 --out levers.jsonl
 
 What it measures fast: below ``--cut`` every layer of the base stays frozen, BatchNorm in inference
 mode, so its output for an image never changes during fine-tuning. The frozen bottom therefore runs
@@ -35,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import append_json_rows, load  # noqa: E402
+from engine.models.presets import OPTIMIZERS, make_optimizer  # noqa: E402 (no TensorFlow until called)
 
 
 def _split(data: str):
@@ -102,27 +103,15 @@ def _train_new_head(top_base, acts, labels, num_classes: int, seed: int):
     return head
 
 
-def _optimizer(args, steps_per_epoch: int):
-    import keras
-
-    rate = args.learning_rate
-    if args.schedule == "cosine":  # one epoch of linear warm-up, then cosine decay to 0
-        rate = keras.optimizers.schedules.CosineDecay(0.0, steps_per_epoch * args.epochs, alpha=0.0,
-                                                      warmup_target=args.learning_rate, warmup_steps=steps_per_epoch)
-    if args.optimizer == "adam":
-        return keras.optimizers.Adam(rate)
-    return keras.optimizers.RMSprop(rate)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="resources/demo/pullover-vs-coat")
     parser.add_argument("--base", default="efficientnet-lite0")
     parser.add_argument("--start", default=None, help="a features-augmented run (a study's rung 4) to start from")
     parser.add_argument("--cut", default="block6a_expand_conv", help="the first trainable layer of the base")
-    parser.add_argument("--optimizer", choices=("rmsprop", "adam"), default="rmsprop")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="rmsprop",
+                        help="as `convscope train --optimizer`: the engine's own optimizer and schedule")
     parser.add_argument("--learning-rate", type=float, default=1e-5)
-    parser.add_argument("--schedule", choices=("constant", "cosine"), default="constant")
     parser.add_argument("--label-smoothing", type=float, default=0.0)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
@@ -151,7 +140,7 @@ def main() -> None:
     inputs = keras.Input(acts["train"].shape[1:])
     top = keras.Model(inputs, head(keras.layers.GlobalAveragePooling2D()(top_base(inputs, training=False))))
     count = len(acts["train"])
-    top.compile(optimizer=_optimizer(args, count // 32),
+    top.compile(optimizer=make_optimizer(args.optimizer, args.learning_rate, count // 32, args.epochs),
                 loss=keras.losses.BinaryCrossentropy(label_smoothing=args.label_smoothing), metrics=["accuracy"])
     setting = {k: v for k, v in vars(args).items() if k not in ("data", "out")}
     rows, rng = [], np.random.default_rng(args.seed)

@@ -58,6 +58,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _add_train(subparsers) -> None:
+    from engine.models.presets import OPTIMIZERS  # noqa: PLC0415 (no TensorFlow)
+
     p = subparsers.add_parser(
         "train", help="train an image classifier (one of the book's four strategies)",
         description="Train a classifier on a folder of class folders (or train/validation/test folders). "
@@ -74,7 +76,7 @@ def _add_train(subparsers) -> None:
     p.add_argument("--image-size", type=int, metavar="S", help="input side in pixels (default: 150 for scratch, "
                                                                "the base's own size otherwise)")
     p.add_argument("--learning-rate", type=float, metavar="LR", help="learning rate (default: see --recipe)")
-    p.add_argument("--optimizer", choices=("rmsprop", "adam-cosine"),
+    p.add_argument("--optimizer", choices=OPTIMIZERS,
                    help="'rmsprop' (default, the book's, constant rate) or 'adam-cosine' (Adam, one epoch of "
                         "warm-up, then cosine decay over the epochs; finetune: of the fine-tuning phase)")
     p.add_argument("--recipe", choices=("default", "book"),
